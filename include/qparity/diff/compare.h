@@ -1,0 +1,46 @@
+// Element-wise comparison of the fake-quant path and the int8 path.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+
+#include "qparity/ops/conv2d.h"
+
+namespace qparity {
+
+struct ElementIndex {
+  int64_t n = 0, c = 0, h = 0, w = 0;
+  friend bool operator==(const ElementIndex&, const ElementIndex&) = default;
+};
+
+ElementIndex unravel(const Shape4& shape, int64_t flat);
+
+struct FirstMismatch {
+  ElementIndex index;
+  float error_fp32 = 0.0f;  // |expected - actual| there
+  int64_t expected_q = 0;   // fake-quant bin
+  int64_t actual_q = 0;     // int8 bin
+};
+
+struct Comparison {
+  double error_mean = 0.0;  // mean of |expected - actual| (float32 errors, summed in double)
+  float error_max = 0.0f;
+  int64_t element_count = 0;
+  int64_t fp32_mismatch_count = 0;  // elements with nonzero float error
+  int64_t bin_mismatch_count = 0;   // elements whose bins differ
+  int64_t max_abs_delta_q = 0;      // max |expected_q - actual_q|
+  // First element in NCHW order whose float error is nonzero or whose bins differ.
+  std::optional<FirstMismatch> first_mismatch;
+  // Every row of every channel equals row 0 of channel 0, in both paths.
+  bool rows_identical = true;
+};
+
+struct PathOutputs {
+  std::span<const float> values;  // float output (fake-quant output / dequantized int8)
+  std::span<const uint8_t> bins;  // output bins
+};
+
+Comparison compare_paths(const Shape4& shape, PathOutputs expected, PathOutputs actual);
+
+}  // namespace qparity

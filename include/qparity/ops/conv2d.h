@@ -1,0 +1,72 @@
+// conv2d: float reference and integer (int32 accumulation + requantization), NCHW.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "qparity/numerics/requantize.h"
+#include "qparity/profile/backend_profile.h"
+
+namespace qparity {
+
+struct Shape4 {
+  int64_t n = 1, c = 1, h = 1, w = 1;
+  int64_t numel() const { return n * c * h * w; }
+  friend bool operator==(const Shape4&, const Shape4&) = default;
+};
+
+struct Conv2dGeometry {
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;
+  int64_t dilation_h = 1, dilation_w = 1;
+  int64_t groups = 1;
+};
+
+// Output shape; throws std::invalid_argument for inconsistent shapes.
+Shape4 conv2d_output_shape(const Shape4& input, const Shape4& weight, const Conv2dGeometry& g);
+
+struct FloatConv2dArgs {
+  std::span<const float> input;
+  Shape4 input_shape;
+  std::span<const float> weight;  // [M, C/groups, KH, KW]
+  Shape4 weight_shape;
+  std::span<const float> bias;  // empty = no bias
+  Conv2dGeometry geometry;
+  bool relu = false;
+};
+
+// Float conv: each output sums its products in float in (channel, kh, kw) order, then adds
+// the bias. Bit-exact to PyTorch whenever an output has at most one nonzero product (the
+// seed family); for longer sums PyTorch's summation order is not emulated.
+std::vector<float> conv2d_float(const FloatConv2dArgs& args);
+
+struct QuantizedConv2dArgs {
+  std::span<const uint8_t> input;  // quint8 bins
+  Shape4 input_shape;
+  float input_scale = 1.0f;
+  int64_t input_zero_point = 0;
+  std::span<const int8_t> weight;  // qint8 bins [M, C/groups, KH, KW]
+  Shape4 weight_shape;
+  std::vector<float> weight_scales;         // 1 (per tensor) or M (per channel)
+  std::vector<int64_t> weight_zero_points;  // same size as weight_scales
+  bool weight_per_channel = false;
+  std::span<const float> bias;  // float32, empty = none
+  float output_scale = 1.0f;
+  int64_t output_zero_point = 0;
+  bool relu = false;
+  Conv2dGeometry geometry;
+};
+
+// The int32 accumulators (eq. 6.1 / 6.5), wrapping like the kernels' int32 lanes.
+std::vector<int32_t> conv2d_accumulators(const QuantizedConv2dArgs& args, AccumulationModel model);
+
+// Requantization constants of every output channel under a profile.
+std::vector<RequantChannel> conv2d_requant_channels(const BackendProfile& profile,
+                                                    const QuantizedConv2dArgs& args);
+
+// quantized::conv2d / conv2d_relu under a profile: quint8 output bins.
+std::vector<uint8_t> conv2d_quantized(const BackendProfile& profile,
+                                      const QuantizedConv2dArgs& args);
+
+}  // namespace qparity

@@ -1,0 +1,226 @@
+#!/usr/bin/python3
+"""Real-PyTorch oracle for qparity's seed experiment.
+
+Runs the seed experiment (FooConv1x1: QuantStub -> Conv2d(3,3,1x1) -> ReLU -> DeQuantStub, weight
+k*I, bias 0, eager-mode QAT with hand-set qparams, then convert() to int8) with the PyTorch that is
+installed (Debian's python3-torch 1.13.1; always run it with /usr/bin/python3), and reports the
+numbers each path actually used plus the comparison, in the same JSON layout as
+`qparity seed --json`:
+
+    {"scenario": {"k", "backend", "observer", "rows"},
+     "paths": {"fake_quant": PATH, "int8": PATH},
+     "compare": {"error_mean", "error_max", "fp32_mismatch_count", "bin_mismatch_count",
+                 "first_mismatch", "rows_identical"}}
+    PATH = {"bins_row", "weight_scale", "weight_zero_point", "input_scale", "input_zero_point",
+            "output_scale", "output_zero_point"}
+
+The experiment is described in /work/shared/docs/seed-experiment.md; the module semantics that make
+the two paths use different qparams are in /work/shared/docs/numerics.md sections 2 and 3.
+
+Usage:
+    /usr/bin/python3 torch_seed_oracle.py --k 1.0 --backend qnnpack --observer fused --rows 256
+    /usr/bin/python3 torch_seed_oracle.py --k 0.01 --backend onednn --observer plain --json out.json
+"""
+import argparse
+import json
+import sys
+import warnings
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+ENGINES = ("qnnpack", "onednn")
+OBSERVERS = ("fused", "plain")
+WIDTH = 256  # the seed's input row is arange(0, 256) / 255
+
+
+def f32(x: float) -> float:
+    """x rounded to float32, as a Python float (json repr round-trips it exactly)."""
+    return float(np.float32(x))
+
+
+def make_qconfig(observer: str):
+    tq = torch.quantization
+    if observer == "fused":
+        fq = tq.FusedMovingAvgObsFakeQuantize
+    elif observer == "plain":
+        fq = tq.FakeQuantize
+    else:
+        raise ValueError("observer must be one of %s, got %r" % (OBSERVERS, observer))
+    activation = fq.with_args(observer=tq.MovingAverageMinMaxObserver,
+                              quant_min=0, quant_max=255, reduce_range=False)
+    weight = fq.with_args(observer=tq.MovingAverageMinMaxObserver,
+                          quant_min=-128, quant_max=127, dtype=torch.qint8,
+                          qscheme=torch.per_tensor_symmetric)
+    return tq.QConfig(activation=activation, weight=weight)
+
+
+class SeedModel(nn.Module):
+    """QuantStub -> Conv2d(3, 3, 1, 1) -> ReLU -> DeQuantStub (attribute names as in the seed)."""
+
+    def __init__(self, qconfig):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1, 1)
+        self.act = nn.ReLU()
+        self.quant = torch.quantization.QuantStub(qconfig)
+        self.dequant = torch.quantization.DeQuantStub()
+        self.qconfig = qconfig
+
+    def forward(self, x):
+        return self.dequant(self.act(self.conv(self.quant(x))))
+
+
+def hand_set_qparams(m, k: float) -> None:
+    """The seed's 'theoretical' qparams, assigned exactly as the seed does (double math, then the
+    tensor constructors round to float32). On the fused modules the scale assignments are
+    overwritten by the next forward, and the min_val/max_val set on the fake-quant module itself
+    (not on its observer) are inert attributes; both are kept for fidelity."""
+    m.conv.weight_fake_quant.scale = torch.Tensor([2.0 * k / 255.0])
+    m.conv.weight_fake_quant.activation_post_process.min_val = torch.tensor(0.0)
+    m.conv.weight_fake_quant.activation_post_process.max_val = torch.tensor(k)
+    m.conv.activation_post_process.scale = torch.Tensor([k / 255.0])
+    m.conv.activation_post_process.min_val = torch.tensor(0.0)
+    m.conv.activation_post_process.max_val = torch.tensor(k)
+    m.conv.activation_post_process.activation_post_process.min_val = torch.tensor(0.0)
+    m.conv.activation_post_process.activation_post_process.max_val = torch.tensor(k)
+    m.quant.activation_post_process.scale = torch.Tensor([1.0 / 255.0])
+    m.quant.activation_post_process.activation_post_process.min_val = torch.tensor(0.0)
+    m.quant.activation_post_process.activation_post_process.max_val = torch.tensor(1.0)
+
+
+def seed_input(rows: int) -> torch.Tensor:
+    """[1, 3, rows, 256], value i/255 at column i (float32 division, as the seed)."""
+    return torch.arange(0, WIDTH).repeat(1, 3, rows, 1) / 255.0
+
+
+def _rows_identical(bins: np.ndarray) -> bool:
+    ref = bins[0, 0, 0, :]
+    return bool((bins == ref[None, None, None, :]).all())
+
+
+def run_seed(k: float, engine: str, observer: str, rows: int) -> dict:
+    if engine not in ENGINES:
+        raise ValueError("engine must be one of %s, got %r" % (ENGINES, engine))
+    if rows < 1:
+        raise ValueError("rows must be >= 1")
+    k = float(k)
+    tq = torch.quantization
+    torch.backends.quantized.engine = engine
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        qconfig = make_qconfig(observer)
+        model = SeedModel(qconfig)
+        model.conv.bias = nn.Parameter(torch.zeros_like(model.conv.bias))
+        model.conv.weight = nn.Parameter(k * torch.eye(3).reshape(model.conv.weight.shape))
+        tq.fuse_modules(model, [["conv", "act"]], inplace=True)
+
+        m = tq.prepare_qat(model).train()
+        m.eval()
+        m.apply(tq.disable_observer).eval()
+        hand_set_qparams(m, k)
+
+        x = seed_input(rows)
+
+        # ---- fake-quant (QAT) path -------------------------------------------------------
+        captured = {}
+
+        def grab(_mod, inp):
+            captured["x"] = inp[0].detach().clone()
+
+        handle = m.conv.activation_post_process.register_forward_pre_hook(grab)
+        expected_fp32 = m(x).detach()
+        handle.remove()
+
+        wfq, ofq, ifq = m.conv.weight_fake_quant, m.conv.activation_post_process, m.quant.activation_post_process
+        fq_out_scale, fq_out_zp = ofq.scale.reshape(-1)[0].item(), int(ofq.zero_point.reshape(-1)[0].item())
+        fq_path = {
+            "weight_scale": f32(wfq.scale.reshape(-1)[0].item()),
+            "weight_zero_point": int(wfq.zero_point.reshape(-1)[0].item()),
+            "input_scale": f32(ifq.scale.reshape(-1)[0].item()),
+            "input_zero_point": int(ifq.zero_point.reshape(-1)[0].item()),
+            "output_scale": f32(fq_out_scale),
+            "output_zero_point": fq_out_zp,
+        }
+        fq_q = torch.quantize_per_tensor(captured["x"], float(fq_out_scale), fq_out_zp, torch.quint8)
+        fq_bins_t = fq_q.int_repr()
+        # The bins must be the ones the fake-quant output module really chose: dequantizing them
+        # has to give the QAT output bit for bit (DeQuantStub is the identity in the QAT model).
+        redeq = fq_q.dequantize()
+        same = (redeq.view(torch.int32) == expected_fp32.view(torch.int32))
+        assert bool(same.all()), (
+            "fake-quant bins do not reproduce the QAT output for %d of %d elements (k=%r, %s, %s)"
+            % (int((~same).sum()), same.numel(), k, engine, observer))
+
+        # ---- int8 (converted) path -------------------------------------------------------
+        m.dequant = nn.Identity()
+        mq = tq.convert(m, inplace=False)
+        out_q = mq(x)
+
+    qw = mq.conv.weight()
+    int8_path = {
+        "weight_scale": f32(qw.q_scale()),
+        "weight_zero_point": int(qw.q_zero_point()),
+        "input_scale": f32(float(mq.quant.scale)),
+        "input_zero_point": int(mq.quant.zero_point),
+        "output_scale": f32(out_q.q_scale()),
+        "output_zero_point": int(out_q.q_zero_point()),
+    }
+
+    error = torch.abs(expected_fp32 - out_q.dequantize())
+    fq_bins = fq_bins_t.numpy().astype(np.int64)
+    i8_bins = out_q.int_repr().numpy().astype(np.int64)
+    err_np = error.numpy()
+    fp32_bad = err_np != 0
+    bin_bad = fq_bins != i8_bins
+    any_bad = (fp32_bad | bin_bad).reshape(-1)
+    if any_bad.any():
+        flat = int(np.argmax(any_bad))
+        idx = [int(v) for v in np.unravel_index(flat, err_np.shape)]
+        first = {"index": idx,
+                 "error_fp32": f32(float(err_np[tuple(idx)])),
+                 "expected_q": int(fq_bins[tuple(idx)]),
+                 "actual_q": int(i8_bins[tuple(idx)])}
+    else:
+        first = None
+
+    fq_path["bins_row"] = [int(v) for v in fq_bins[0, 0, 0, :]]
+    int8_path["bins_row"] = [int(v) for v in i8_bins[0, 0, 0, :]]
+    key_order = ["bins_row", "weight_scale", "weight_zero_point", "input_scale", "input_zero_point",
+                 "output_scale", "output_zero_point"]
+    return {
+        "scenario": {"k": k, "backend": engine, "observer": observer, "rows": int(rows)},
+        "paths": {"fake_quant": {key: fq_path[key] for key in key_order},
+                  "int8": {key: int8_path[key] for key in key_order}},
+        "compare": {
+            "error_mean": f32(float(torch.mean(error))),
+            "error_max": f32(float(torch.max(error))),
+            "fp32_mismatch_count": int(fp32_bad.sum()),
+            "bin_mismatch_count": int(bin_bad.sum()),
+            "first_mismatch": first,
+            "rows_identical": _rows_identical(fq_bins) and _rows_identical(i8_bins),
+        },
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--k", type=float, default=1.0, help="conv weight multiplier (weight = k*I)")
+    ap.add_argument("--backend", choices=ENGINES, default="qnnpack")
+    ap.add_argument("--observer", choices=OBSERVERS, default="fused")
+    ap.add_argument("--rows", type=int, default=256)
+    ap.add_argument("--json", metavar="FILE", help="write the JSON here instead of stdout")
+    a = ap.parse_args(argv)
+    res = run_seed(a.k, a.backend, a.observer, a.rows)
+    text = json.dumps(res, indent=2)
+    if a.json:
+        with open(a.json, "w") as fh:
+            fh.write(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

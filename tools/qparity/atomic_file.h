@@ -1,0 +1,29 @@
+// Output files that appear whole or not at all.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace qparity::cli {
+
+// Reserves a temporary file beside `target` at construction (so an unwritable
+// destination is reported before any long work), and renames it over `target` on commit.
+// Destroying an uncommitted AtomicFile removes the temporary: no partial file is left.
+class AtomicFile {
+ public:
+  // Throws std::runtime_error naming the path and the reason when it cannot be written.
+  explicit AtomicFile(std::filesystem::path target);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  // Writes `content` and moves it into place. Throws std::runtime_error on failure.
+  void commit(const std::string& content);
+
+ private:
+  std::filesystem::path target_;
+  std::filesystem::path temp_;
+  int fd_ = -1;
+};
+
+}  // namespace qparity::cli

@@ -1,0 +1,111 @@
+// Console report of `qparity seed`: the seed's own figures first, then the evidence.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "qparity/numerics/float32.h"
+#include "reports.h"
+
+namespace qparity::cli {
+namespace {
+
+// Seed-style summary of a row: two values, a window around `centre`, the last value.
+std::string summarize_row(const std::vector<uint8_t>& bins, int64_t width, int64_t centre) {
+  const int64_t lo = std::max<int64_t>(2, centre - 2);
+  const int64_t hi = std::min<int64_t>(width - 2, centre + 1);
+  std::string s;
+  auto add = [&](int64_t i) {
+    if (!s.empty()) s += ", ";
+    s += std::to_string(bins[static_cast<size_t>(i)]);
+  };
+  add(0);
+  add(1);
+  s += ", ...";
+  for (int64_t i = lo; i <= hi; ++i) add(i);
+  s += ", ...";
+  add(width - 1);
+  return s;
+}
+
+std::string rule_summary(const UsedQParams& u) {
+  if (!u.derivation) return "module buffers (no rule ran)";
+  return std::string(to_string(u.derivation->rule)) + ": " + u.derivation->branch;
+}
+
+void append_point(std::string& out, const QuantPoint& fq, const QuantPoint& q8) {
+  const auto& a = fq.used.grid;
+  const auto& b = q8.used.grid;
+  out += fmt::format("  {:<7} fake-quant  {:<15.9g} {:>5}  [{}, {}]  {}\n", fq.name, a.scale,
+                     a.zero_point, a.range.min, a.range.max, rule_summary(fq.used));
+  out += fmt::format("  {:<7} int8        {:<15.9g} {:>5}  [{}, {}]  {}\n", "", b.scale,
+                     b.zero_point, b.range.min, b.range.max, rule_summary(q8.used));
+  if (a.scale != b.scale || a.zero_point != b.zero_point) {
+    const double rel = (static_cast<double>(b.scale) - a.scale) / a.scale;
+    out += fmt::format("  {:<7} -> differs: scale ratio int8/fake-quant {:.9g} ({:+.3g} relative, {:+} ulp), "
+                       "zero point {} vs {}\n",
+                       "", static_cast<double>(b.scale) / a.scale, rel, ulp_distance(a.scale, b.scale),
+                       a.zero_point, b.zero_point);
+  }
+  out += fmt::format("  {:<7} fake-quant: {}\n", "", fq.used.provenance);
+  out += fmt::format("  {:<7} int8:       {}\n", "", q8.used.provenance);
+}
+
+}  // namespace
+
+std::string render_seed_console(const SeedResult& r, const RunContext&) {
+  const Comparison& c = r.compare;
+  const Shape4& s = r.output_shape;
+  std::string out;
+  out += "qparity seed: QuantStub -> Conv2d 1x1 (weight k*I, bias 0) + ReLU -> DeQuantStub, "
+         "QAT fake-quant vs convert()ed int8\n";
+  out += fmt::format("  k = {:.17g}, backend {}, observer {}, input [{}, {}, {}, {}] (ramp i/255 along W)\n",
+                     r.options.k, r.profile.name,
+                     r.options.observer == ObserverKind::kFused ? "FusedMovingAvgObsFakeQuantize"
+                                                                : "FakeQuantize",
+                     s.n, s.c, s.h, s.w);
+  out += fmt::format("  engine numerics: {}\n\n", r.profile.provenance);
+
+  if (c.bin_mismatch_count == 0 && c.fp32_mismatch_count == 0) {
+    out += fmt::format("RESULT: the paths agree: all {} output bins and float outputs are identical.\n",
+                       c.element_count);
+  } else if (c.bin_mismatch_count == 0) {
+    out += fmt::format("RESULT: bins agree, but {} of {} dequantized float outputs differ.\n",
+                       c.fp32_mismatch_count, c.element_count);
+  } else {
+    out += fmt::format("RESULT: DIVERGE: {} of {} output bins differ (max |dq| = {}); {} float outputs differ.\n",
+                       c.bin_mismatch_count, c.element_count, c.max_abs_delta_q, c.fp32_mismatch_count);
+  }
+  out += fmt::format("  error_mean = {:.4f}\n  error_max  = {:.4f}\n", c.error_mean,
+                     static_cast<double>(c.error_max));
+  if (c.first_mismatch) {
+    const auto& m = *c.first_mismatch;
+    out += fmt::format("  first mismatch at [{}, {}, {}, {}]\n", m.index.n, m.index.c, m.index.h,
+                       m.index.w);
+    out += fmt::format("    value fp32 error:      {:.10g}\n", static_cast<double>(m.error_fp32));
+    out += fmt::format("    value expected quint8: {}\n", m.expected_q);
+    out += fmt::format("    value output quint8:   {}\n", m.actual_q);
+    if (r.options.k != 1.0) {
+      out += "    (expected = the fake-quant path's own output bin; the seed script's "
+             "(out * k*255).to(uint8) truncates and equals it only for k = 1)\n";
+    }
+  }
+
+  const int64_t centre = c.first_mismatch ? c.first_mismatch->index.w : s.w / 2;
+  out += "\nrow 0 of channel 0, output bins\n";
+  out += fmt::format("  fake-quant  {}\n", summarize_row(r.fake_quant.bins, s.w, centre));
+  out += fmt::format("  int8        {}\n", summarize_row(r.int8.bins, s.w, centre));
+  out += fmt::format("  every row of every channel identical in both paths: {}\n",
+                     c.rows_identical ? "yes" : "no");
+
+  out += "\nquantization parameters each path used\n";
+  out += fmt::format("  {:<7} {:<11} {:<15} {:>5}  {:<10}  {}\n", "point", "path", "scale", "zp",
+                     "range", "rule");
+  append_point(out, r.fake_quant.input, r.int8.input);
+  append_point(out, r.fake_quant.weight, r.int8.weight);
+  append_point(out, r.fake_quant.output, r.int8.output);
+  return out;
+}
+
+}  // namespace qparity::cli

@@ -1,0 +1,98 @@
+// JSON report of `qparity seed`; the keys are documented in docs/json.md.
+#include <nlohmann/json.hpp>
+
+#include "qparity/version.h"
+#include "reports.h"
+
+namespace qparity::cli {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+Json derivation_json(const QParamDerivation& d) {
+  return {{"rule", to_string(d.rule)},
+          {"min_val", d.min_val},
+          {"max_val", d.max_val},
+          {"qmin", d.range.min},
+          {"qmax", d.range.max},
+          {"scale_before_float", d.scale_before_float},
+          {"branch", d.branch}};
+}
+
+Json point_json(const QuantPoint& p) {
+  Json j = {{"dtype", to_string(p.dtype)},
+            {"qscheme", to_string(p.qscheme)},
+            {"scale", p.used.grid.scale},
+            {"zero_point", p.used.grid.zero_point},
+            {"qmin", p.used.grid.range.min},
+            {"qmax", p.used.grid.range.max},
+            {"provenance", p.used.provenance}};
+  j["derivation"] = p.used.derivation ? derivation_json(*p.used.derivation) : Json(nullptr);
+  return j;
+}
+
+Json path_json(const PathResult& p, const Shape4& shape) {
+  Json bins = Json::array();
+  for (int64_t w = 0; w < shape.w; ++w) bins.push_back(p.bins[static_cast<size_t>(w)]);
+  return {{"bins_row", bins},
+          {"weight_scale", p.weight.used.grid.scale},
+          {"weight_zero_point", p.weight.used.grid.zero_point},
+          {"input_scale", p.input.used.grid.scale},
+          {"input_zero_point", p.input.used.grid.zero_point},
+          {"output_scale", p.output.used.grid.scale},
+          {"output_zero_point", p.output.used.grid.zero_point},
+          {"points", {{"input", point_json(p.input)},
+                      {"weight", point_json(p.weight)},
+                      {"output", point_json(p.output)}}}};
+}
+
+Json compare_json(const Comparison& c) {
+  Json j = {{"element_count", c.element_count},
+            {"error_mean", c.error_mean},
+            {"error_max", c.error_max},
+            {"fp32_mismatch_count", c.fp32_mismatch_count},
+            {"bin_mismatch_count", c.bin_mismatch_count},
+            {"max_abs_delta_q", c.max_abs_delta_q}};
+  if (c.first_mismatch) {
+    const auto& m = *c.first_mismatch;
+    j["first_mismatch"] = {{"index", {m.index.n, m.index.c, m.index.h, m.index.w}},
+                           {"error_fp32", m.error_fp32},
+                           {"expected_q", m.expected_q},
+                           {"actual_q", m.actual_q}};
+  } else {
+    j["first_mismatch"] = nullptr;
+  }
+  j["rows_identical"] = c.rows_identical;
+  return j;
+}
+
+}  // namespace
+
+std::string render_seed_json(const SeedResult& r, const RunContext& context) {
+  const BackendProfile& p = r.profile;
+  Json j = {
+      {"schema", "qparity.seed/1"},
+      {"qparity_version", version()},
+      {"command_line", context.command_line},
+      {"scenario",
+       {{"k", r.options.k},
+        {"backend", r.options.backend},
+        {"observer", to_string(r.options.observer)},
+        {"rows", r.options.rows},
+        {"shape", {r.output_shape.n, r.output_shape.c, r.output_shape.h, r.output_shape.w}}}},
+      {"profile",
+       {{"name", p.name},
+        {"requantization", to_string(p.requant)},
+        {"accumulation", to_string(p.accumulation)},
+        {"fused_fake_quant_rule", to_string(p.fused_fake_quant_rule)},
+        {"verified_against_real_kernel", p.verified_against_real_kernel},
+        {"provenance", p.provenance}}},
+      {"paths",
+       {{"fake_quant", path_json(r.fake_quant, r.output_shape)},
+        {"int8", path_json(r.int8, r.output_shape)}}},
+      {"compare", compare_json(r.compare)},
+  };
+  return j.dump(2) + "\n";
+}
+
+}  // namespace qparity::cli

@@ -1,0 +1,65 @@
+// qparity: finds and explains where a fake-quantized (QAT) model and its int8 twin part.
+// This file only parses the command line; the work is in the library and the commands.
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <string>
+
+#include "qparity/version.h"
+#include "seed_command.h"
+
+namespace {
+
+constexpr int kUsageExitCode = 2;
+
+std::string join_arguments(int argc, char** argv) {
+  std::string line;
+  for (int i = 0; i < argc; ++i) {
+    if (i > 0) line += ' ';
+    line += argv[i];
+  }
+  return line;
+}
+
+std::string version_line() { return "qparity " + std::string(qparity::version()); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "qparity: compare a fake-quantized (QAT) model with its converted int8 twin, bin for bin,\n"
+      "with numerics emulating PyTorch 1.13.1's kernels (qnnpack, onednn; fbgemm from source).\n"
+      "Run without a command to reproduce the seed experiment with its defaults.\n",
+      "qparity"};
+  app.set_version_flag("--version", version_line());
+  app.footer(
+      "Examples:\n"
+      "  qparity                                   the seed experiment (k = 1, fbgemm, fused)\n"
+      "  qparity seed --backend qnnpack --k 0.01   the same on qnnpack with weights 0.01*I\n"
+      "  qparity seed --observer plain --json r.json\n"
+      "Exit codes: 0 the paths agree bin for bin, 1 bins diverge, 2 error.\n"
+      "Documentation: README.md, docs/usage.md, docs/json.md, docs/numerics.md.");
+
+  qparity::cli::SeedCommandOptions seed_options;
+  CLI::App* seed = app.add_subcommand(
+      "seed",
+      "Reproduce the seed experiment: QuantStub -> Conv2d 1x1 (weights k*I, bias 0) + ReLU ->\n"
+      "DeQuantStub fed the ramp 0..255/255, as QAT fake-quant and as convert()ed int8; compare.");
+  seed->set_version_flag("--version", version_line());
+  seed->footer("Exit codes: 0 the paths agree bin for bin, 1 bins diverge, 2 error.");
+  qparity::cli::add_seed_options(*seed, seed_options);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "qparity: error: " << e.what() << " (run 'qparity --help' for usage)\n";
+    return kUsageExitCode;
+  }
+  // Bare `qparity` and `qparity seed` both run the seed experiment.
+  return qparity::cli::run_seed_command(seed_options, join_arguments(argc, argv));
+}

@@ -1,0 +1,150 @@
+#include "seed_command.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <memory>
+#include <new>
+#include <optional>
+#include <stdexcept>
+
+#include "atomic_file.h"
+#include "qparity/scenario/seed.h"
+#include "reports.h"
+
+namespace qparity::cli {
+namespace {
+
+double parse_k(const std::string& text) {
+  double value = 0.0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (text.empty() || ec == std::errc::invalid_argument || ptr != end) {
+    throw std::invalid_argument("--k: '" + text + "' is not a number");
+  }
+  if (ec == std::errc::result_out_of_range || !std::isfinite(value)) {
+    throw std::invalid_argument("--k: '" + text + "' is not a finite number");
+  }
+  if (!(value > 0.0)) throw std::invalid_argument("--k: '" + text + "' must be greater than 0");
+  return value;
+}
+
+int64_t parse_rows(const std::string& text) {
+  int64_t value = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (text.empty() || ec == std::errc::invalid_argument || ptr != end) {
+    throw std::invalid_argument("--rows: '" + text + "' is not an integer");
+  }
+  if (ec == std::errc::result_out_of_range) {
+    throw std::invalid_argument("--rows: '" + text + "' is too large");
+  }
+  if (value <= 0) throw std::invalid_argument("--rows: '" + text + "' must be at least 1");
+  return value;
+}
+
+// MemAvailable of /proc/meminfo in bytes, if readable.
+std::optional<int64_t> available_memory_bytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  int64_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return std::nullopt;
+}
+
+// Refuses row counts whose buffers would not fit in the memory available now.
+void check_memory(int64_t rows) {
+  const int64_t per_row = seed_bytes_per_row();
+  if (rows > std::numeric_limits<int64_t>::max() / per_row) {
+    throw std::invalid_argument(fmt::format("--rows: {} rows would need more memory than exists", rows));
+  }
+  const int64_t need = rows * per_row;
+  const auto available = available_memory_bytes();
+  if (available && need > *available) {
+    constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+    throw std::invalid_argument(fmt::format(
+        "--rows: {} rows need {:.1f} GiB of memory, only {:.1f} GiB is available", rows,
+        static_cast<double>(need) / kGiB, static_cast<double>(*available) / kGiB));
+  }
+}
+
+SeedOptions validate(const SeedCommandOptions& raw) {
+  SeedOptions o;
+  o.k = parse_k(raw.k);
+  if (!make_backend_profile(raw.backend, CpuFeatures{})) {
+    throw std::invalid_argument("--backend: unknown backend '" + raw.backend +
+                                "' (choose fbgemm, qnnpack or onednn)");
+  }
+  o.backend = raw.backend;
+  const auto observer = parse_observer_kind(raw.observer);
+  if (!observer) {
+    throw std::invalid_argument("--observer: unknown observer '" + raw.observer +
+                                "' (choose fused or plain)");
+  }
+  o.observer = *observer;
+  o.rows = parse_rows(raw.rows);
+  validate_seed_options(o);
+  check_memory(o.rows);
+  return o;
+}
+
+}  // namespace
+
+void add_seed_options(CLI::App& command, SeedCommandOptions& o) {
+  command.add_option("--k", o.k,
+                     "Conv weight multiplier: weights are k*I (a float > 0, e.g. 1, 0.01, 3e2)")
+      ->type_name("FLOAT")
+      ->capture_default_str();
+  command.add_option("--backend", o.backend,
+                     "Engine whose int8 numerics to emulate: fbgemm (the seed's; emulated from "
+                     "source), qnnpack, onednn")
+      ->type_name("NAME")
+      ->capture_default_str();
+  command.add_option("--observer", o.observer,
+                     "Fake-quant module of the QAT model: fused (FusedMovingAvgObsFakeQuantize, as "
+                     "the seed) or plain (FakeQuantize)")
+      ->type_name("KIND")
+      ->capture_default_str();
+  command.add_option("--rows", o.rows, "Input height; the width is always the 256-value ramp")
+      ->type_name("N")
+      ->capture_default_str();
+  command.add_option("--json", o.json_path,
+                     "Also write the full result as JSON to FILE (see docs/json.md); written "
+                     "atomically")
+      ->type_name("FILE");
+}
+
+int run_seed_command(const SeedCommandOptions& raw, const std::string& command_line) {
+  try {
+    const SeedOptions options = validate(raw);
+    std::unique_ptr<AtomicFile> json_file;
+    if (!raw.json_path.empty()) {
+      try {
+        json_file = std::make_unique<AtomicFile>(raw.json_path);
+      } catch (const std::runtime_error& e) {
+        throw std::invalid_argument(std::string("--json: ") + e.what());
+      }
+    }
+    const SeedResult result = run_seed(options, detect_cpu_features());
+    const RunContext context{command_line};
+    std::cout << render_seed_console(result, context) << std::flush;
+    if (json_file) json_file->commit(render_seed_json(result, context));
+    return result.compare.bin_mismatch_count == 0 ? 0 : 1;
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "qparity seed: error: " << e.what() << "\n";
+  } catch (const std::bad_alloc&) {
+    std::cerr << "qparity seed: error: out of memory (try fewer --rows)\n";
+  } catch (const std::exception& e) {
+    std::cerr << "qparity seed: error: " << e.what() << "\n";
+  }
+  return 2;
+}
+
+}  // namespace qparity::cli

@@ -1,0 +1,25 @@
+// `qparity seed`: options, validation and the run.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+namespace qparity::cli {
+
+// The raw option text, validated by run_seed_command so every error names its option.
+struct SeedCommandOptions {
+  std::string k = "1.0";
+  std::string backend = "fbgemm";
+  std::string observer = "fused";
+  std::string rows = "256";
+  std::string json_path;  // empty = no JSON
+};
+
+// Adds the seed options to `command`, bound to `options`.
+void add_seed_options(CLI::App& command, SeedCommandOptions& options);
+
+// Runs the experiment and writes the reports. Returns the process exit code:
+// 0 bins agree, 1 bins diverge, 2 error (message already on stderr).
+int run_seed_command(const SeedCommandOptions& options, const std::string& command_line);
+
+}  // namespace qparity::cli
