@@ -125,9 +125,9 @@ int run_seed_command(const SeedCommandOptions& raw, const std::string& command_l
   try {
     const SeedOptions options = validate(raw);
     std::unique_ptr<AtomicFile> json_file;
-    if (!raw.json_path.empty()) {
+    if (raw.json_path) {
       try {
-        json_file = std::make_unique<AtomicFile>(raw.json_path);
+        json_file = std::make_unique<AtomicFile>(*raw.json_path);
       } catch (const std::runtime_error& e) {
         throw std::invalid_argument(std::string("--json: ") + e.what());
       }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <optional>
 #include <string>
 
 namespace qparity::cli {
@@ -12,7 +13,7 @@ struct SeedCommandOptions {
   std::string backend = "fbgemm";
   std::string observer = "fused";
   std::string rows = "256";
-  std::string json_path;  // empty = no JSON
+  std::optional<std::string> json_path;  // absent = no JSON
 };
 
 // Adds the seed options to `command`, bound to `options`.

@@ -1,0 +1,183 @@
+#!/usr/bin/python3
+"""Runs the qparity binary: help, version, defaults, exit codes, JSON, and every bad input.
+
+Usage: test_cli.py --qparity PATH [unittest options]
+Every bad input must give exactly one line on stderr naming the problem, exit code 2, and
+leave no JSON file (complete or partial) behind.
+"""
+import argparse
+import json
+import os
+import stat
+import subprocess
+import sys
+import tempfile
+import unittest
+
+QPARITY = None
+
+
+def load_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def read_text(path):
+    with open(path) as f:
+        return f.read()
+
+
+def run(*args, cwd=None):
+    return subprocess.run([QPARITY, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+class HelpAndVersion(unittest.TestCase):
+    def test_help_teaches_every_option(self):
+        for argv in (["--help"], ["seed", "--help"], ["-h"]):
+            r = run(*argv)
+            self.assertEqual(r.returncode, 0, argv)
+            self.assertIn("Usage", r.stdout)
+        seed_help = run("seed", "--help").stdout
+        for option in ("--k", "--backend", "--observer", "--rows", "--json", "fbgemm", "qnnpack",
+                       "onednn", "fused", "plain", "Exit codes"):
+            self.assertIn(option, seed_help)
+        self.assertIn("Examples", run("--help").stdout)
+
+    def test_version_on_every_command(self):
+        for argv in (["--version"], ["seed", "--version"]):
+            r = run(*argv)
+            self.assertEqual(r.returncode, 0, argv)
+            self.assertRegex(r.stdout.strip(), r"^qparity \d+\.\d+\.\d+$")
+
+
+class SeedRuns(unittest.TestCase):
+    def test_bare_qparity_runs_the_seed_and_reports_divergence(self):
+        r = run()
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.stderr, "")
+        for text in ("error_mean = 0.0020", "error_max  = 0.0039", "[0, 0, 0, 128]",
+                     "value expected quint8: 128", "value output quint8:   127",
+                     "0, 1, ..., 126, 127, 128, 129, ..., 255",
+                     "0, 1, ..., 126, 127, 127, 128, ..., 254", "identical in both paths: yes",
+                     "EMULATED", "fbgemm"):
+            self.assertIn(text, r.stdout)
+        self.assertEqual(r.stdout, run("seed").stdout)
+
+    def test_agreeing_paths_exit_zero(self):
+        r = run("seed", "--observer", "plain", "--backend", "qnnpack", "--rows", "4")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("agree", r.stdout)
+
+    def test_k_other_than_one_notes_the_truncating_formula(self):
+        r = run("seed", "--k", "3", "--rows", "1")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("truncates", r.stdout)
+
+    def test_json_has_the_documented_keys(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "out.json")
+            r = run("seed", "--rows", "2", "--json", path)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            doc = load_json(path)
+            self.assertEqual(doc["schema"], "qparity.seed/1")
+            for name in ("fake_quant", "int8"):
+                p = doc["paths"][name]
+                self.assertEqual(len(p["bins_row"]), 256)
+                for key in ("weight_scale", "weight_zero_point", "input_scale", "input_zero_point",
+                            "output_scale", "output_zero_point"):
+                    self.assertIn(key, p)
+            c = doc["compare"]
+            self.assertEqual(c["first_mismatch"]["index"], [0, 0, 0, 128])
+            for key in ("error_mean", "error_max", "fp32_mismatch_count", "bin_mismatch_count",
+                        "rows_identical"):
+                self.assertIn(key, c)
+            self.assertEqual(os.listdir(d), ["out.json"], "no temporary file may remain")
+
+    def test_json_first_mismatch_is_null_when_paths_agree(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "agree.json")
+            r = run("seed", "--observer", "plain", "--rows", "1", "--json", path)
+            self.assertEqual(r.returncode, 0)
+            self.assertIsNone(load_json(path)["compare"]["first_mismatch"])
+
+
+class BadInput(unittest.TestCase):
+    def assert_usage_error(self, argv, *fragments, json_dir=None):
+        r = run(*argv)
+        self.assertEqual(r.returncode, 2, f"{argv}: {r.stdout}{r.stderr}")
+        lines = r.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, f"{argv}: stderr must be one line: {r.stderr!r}")
+        for fragment in fragments:
+            self.assertIn(fragment, lines[0], argv)
+        self.assertEqual(r.stdout, "", f"{argv}: nothing on stdout for a usage error")
+        if json_dir is not None:
+            self.assertEqual(os.listdir(json_dir), [], f"{argv}: a file was left behind")
+
+    def test_bad_k(self):
+        for value, why in (("0", "greater than 0"), ("-1", "greater than 0"),
+                           ("nan", "not a finite"), ("NaN", "not a finite"), ("inf", "not a finite"),
+                           ("-inf", "not a finite"), ("abc", "not a number"), ("", "not a number"),
+                           ("1.0x", "not a number"), ("1e999", "not a finite"),
+                           ("1e-300", "float32")):
+            with tempfile.TemporaryDirectory() as d:
+                self.assert_usage_error(["seed", "--k", value, "--json", os.path.join(d, "o.json")],
+                                        "--k", why, json_dir=d)
+
+    def test_bad_rows(self):
+        for value, why in (("0", "at least 1"), ("-5", "at least 1"), ("many", "not an integer"),
+                           ("2.5", "not an integer"), ("99999999999999999999", "too large"),
+                           ("1000000000000", "memory"), ("4000000000000000000", "memory")):
+            with tempfile.TemporaryDirectory() as d:
+                self.assert_usage_error(
+                    ["seed", "--rows", value, "--json", os.path.join(d, "o.json")], "--rows", why,
+                    json_dir=d)
+
+    def test_unknown_backend_and_observer(self):
+        self.assert_usage_error(["seed", "--backend", "tpu"], "--backend", "tpu", "qnnpack")
+        self.assert_usage_error(["seed", "--backend", "QNNPACK"], "--backend")
+        self.assert_usage_error(["seed", "--observer", "minmax"], "--observer", "minmax", "fused")
+
+    def test_unknown_flags_and_commands(self):
+        self.assert_usage_error(["seed", "--frobnicate"], "frobnicate")
+        self.assert_usage_error(["explode"], "explode")
+        self.assert_usage_error(["seed", "--k"], "--k")
+
+    def test_unwritable_json(self):
+        with tempfile.TemporaryDirectory() as d:
+            self.assert_usage_error(["seed", "--json", os.path.join(d, "missing", "o.json")],
+                                    "--json", "does not exist", json_dir=d)
+            self.assert_usage_error(["seed", "--json", d], "--json", "directory", json_dir=d)
+            self.assert_usage_error(["seed", "--json", ""], "--json")
+            if os.geteuid() != 0:  # root writes anywhere; the read-only case needs a user
+                locked = os.path.join(d, "locked")
+                os.mkdir(locked)
+                os.chmod(locked, stat.S_IRUSR | stat.S_IXUSR)
+                self.assert_usage_error(["seed", "--json", os.path.join(locked, "o.json")], "--json")
+
+    def test_unwritable_json_via_proc(self):
+        # /proc refuses new files even for root.
+        self.assert_usage_error(["seed", "--json", "/proc/qparity-test.json"], "--json")
+
+    def test_existing_json_is_replaced_whole_or_kept(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "keep.json")
+            with open(path, "w") as f:
+                f.write("previous")
+            self.assert_usage_error(["seed", "--k", "-1", "--json", path], "--k")
+            self.assertEqual(read_text(path), "previous", "a failed run must not touch the file")
+            r = run("seed", "--rows", "1", "--json", path)
+            self.assertEqual(r.returncode, 1)
+            self.assertEqual(load_json(path)["scenario"]["rows"], 1)
+
+
+def main():
+    global QPARITY
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--qparity", required=True)
+    args, rest = parser.parse_known_args()
+    QPARITY = os.path.abspath(args.qparity)
+    unittest.main(argv=[sys.argv[0], *rest], verbosity=2)
+
+
+if __name__ == "__main__":
+    main()
