@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <string>
@@ -19,6 +20,13 @@ std::string describe_range(QRange r) {
   std::string s(1, '[');
   s.append(std::to_string(r.min)).append(", ").append(std::to_string(r.max)).append("]");
   return s;
+}
+
+// Shortest text that identifies a number (9 significant digits round-trip a float).
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
 }
 
 // Python floor division, which calculate_qmin_qmax uses for reduce_range.
@@ -92,8 +100,7 @@ QParamDerivation python_observer_qparams(float min_val, float max_val, const Qua
     } else {
       d.zero_point = 0;
     }
-    d.branch = "symmetric: max(|min|, |max|) / " +
-               std::to_string(static_cast<double>(qmax - qmin) / 2.0).substr(0, 5) +
+    d.branch = "symmetric: max(|min|, |max|) / " + number(static_cast<double>(qmax - qmin) / 2.0) +
                " over " + describe_range(d.range) +
                (raw < spec.eps ? ", raised to eps" : "") +
                (spec.dtype == QDType::kQUInt8 ? ", quint8 midpoint zero point" : ", zero point 0");
@@ -173,7 +180,7 @@ QParamDerivation choose_quantization_params(QParamRule rule, float min_val, floa
       min *= amplifier;
       max *= amplifier;
     }
-    branch += "; scale " + std::to_string(org_scale) + " below SMALL_SCALE_THRESHOLD 6.1e-5: raised";
+    branch += "; scale " + number(org_scale) + " below SMALL_SCALE_THRESHOLD 6.1e-5: raised to it";
   }
 
   // eq. 2.5: zero point from the end whose error term is smaller (ATen '-', FBGEMM '+').
@@ -200,8 +207,7 @@ QParamDerivation choose_quantization_params(QParamRule rule, float min_val, floa
   }
   d.scale = static_cast<float>(scale);  // eq. 2.8: the float32 buffer store
   d.zero_point = zp;
-  d.branch = branch + "; " + zp_branch + " = " + std::to_string(initial_zp) + " -> " +
-             std::to_string(zp);
+  d.branch = branch + "; " + zp_branch + " = " + number(initial_zp) + " -> " + std::to_string(zp);
   return d;
 }
 

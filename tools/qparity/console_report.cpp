@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -11,21 +12,22 @@
 namespace qparity::cli {
 namespace {
 
-// Seed-style summary of a row: two values, a window around `centre`, the last value.
+// Seed-style summary of a row: the first two values, a window around `centre`, the last
+// value, with "..." wherever indices are skipped.
 std::string summarize_row(const std::vector<uint8_t>& bins, int64_t width, int64_t centre) {
-  const int64_t lo = std::max<int64_t>(2, centre - 2);
-  const int64_t hi = std::min<int64_t>(width - 2, centre + 1);
+  std::set<int64_t> shown{0, 1, width - 1};
+  for (int64_t i = centre - 2; i <= centre + 1; ++i) {
+    if (i >= 0 && i < width) shown.insert(i);
+  }
   std::string s;
-  auto add = [&](int64_t i) {
+  int64_t previous = -1;
+  for (const int64_t i : shown) {
+    if (i < 0 || i >= width) continue;
     if (!s.empty()) s += ", ";
+    if (i > previous + 1) s += "..., ";
     s += std::to_string(bins[static_cast<size_t>(i)]);
-  };
-  add(0);
-  add(1);
-  s += ", ...";
-  for (int64_t i = lo; i <= hi; ++i) add(i);
-  s += ", ...";
-  add(width - 1);
+    previous = i;
+  }
   return s;
 }
 

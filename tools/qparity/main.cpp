@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "qparity: compare a fake-quantized (QAT) model with its converted int8 twin, bin for bin,\n"
       "with numerics emulating PyTorch 1.13.1's kernels (qnnpack, onednn; fbgemm from source).\n"
-      "Run without a command to reproduce the seed experiment with its defaults.\n",
+      "Without a command it runs `seed` (the seed experiment); its options work here too.\n",
       "qparity"};
   app.set_version_flag("--version", version_line());
   app.footer(
@@ -47,6 +47,8 @@ int main(int argc, char** argv) {
   seed->set_version_flag("--version", version_line());
   seed->footer("Exit codes: 0 the paths agree bin for bin, 1 bins diverge, 2 error.");
   qparity::cli::add_seed_options(*seed, seed_options);
+  // Without a command qparity runs the seed experiment, so its options work there too.
+  qparity::cli::add_seed_options(app, seed_options);
 
   try {
     app.parse(argc, argv);
