@@ -1,5 +1,6 @@
 #include "qparity/scenario/seed.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -11,44 +12,52 @@
 namespace qparity {
 namespace {
 
-// The seed's qconfig: quint8 [0,255] per-tensor affine activations.
-FakeQuantModule activation_module(ObserverKind kind) {
+FakeQuantModuleKind module_kind(ObserverKind kind) {
+  return kind == ObserverKind::kFused ? FakeQuantModuleKind::kFusedMovingAvgObsFakeQuantize
+                                      : FakeQuantModuleKind::kFakeQuantize;
+}
+
+// The seed's activation qconfig: quint8 [0,255] per-tensor affine.
+FakeQuantModule activation_module(const SeedOptions& o) {
   FakeQuantModule m;
-  m.kind = kind == ObserverKind::kFused ? FakeQuantModuleKind::kFusedMovingAvgObsFakeQuantize
-                                        : FakeQuantModuleKind::kFakeQuantize;
+  m.kind = module_kind(o.observer);
   m.spec = {.dtype = QDType::kQUInt8, .qscheme = QScheme::kPerTensorAffine, .quant_min = 0,
-            .quant_max = 255};
+            .quant_max = 255, .reduce_range = o.activation_reduce_range};
+  m.observer_enabled = false;  // the seed's disable_observer
   return m;
 }
 
-// ... and qint8 [-128,127] per-tensor symmetric weights.
-FakeQuantModule weight_module(ObserverKind kind) {
-  FakeQuantModule m = activation_module(kind);
-  m.spec = {.dtype = QDType::kQInt8, .qscheme = QScheme::kPerTensorSymmetric, .quant_min = -128,
-            .quant_max = 127};
+// The seed's weight qconfig: qint8 [-128,127] per-tensor symmetric (knobs may change it).
+FakeQuantModule weight_module(const SeedOptions& o) {
+  FakeQuantModule m = activation_module(o);
+  m.spec = {.dtype = QDType::kQInt8, .qscheme = o.weight_qscheme, .quant_min = o.weight_quant_min,
+            .quant_max = o.weight_quant_max};
   return m;
 }
 
-// The seed's set_qconfig_params after disable_observer: hand-set scales and min/max.
-struct SeedModules {
-  FakeQuantModule input, weight, output;
-};
+float pattern_sign(WeightPattern p, int64_t channel) {
+  switch (p) {
+    case WeightPattern::kIdentity:
+      return 1.0f;
+    case WeightPattern::kNegativeIdentity:
+      return -1.0f;
+    case WeightPattern::kMixedSigns:
+      return channel % 2 == 0 ? 1.0f : -1.0f;
+  }
+  return 1.0f;
+}
 
-SeedModules prepare_seed_modules(const SeedOptions& o) {
-  SeedModules s{activation_module(o.observer), weight_module(o.observer),
-                activation_module(o.observer)};
-  for (FakeQuantModule* m : {&s.input, &s.weight, &s.output}) m->observer_enabled = false;
+// k * torch.eye(3) (times the sign pattern): float32 products of the scalar cast to float.
+std::vector<float> seed_weight(const SeedOptions& o) {
+  std::vector<float> w(static_cast<size_t>(kSeedChannels * kSeedChannels), 0.0f);
   const float kf = to_f32(o.k);
-  hand_set_scale(s.weight, 2.0 * o.k / 255.0);  // "symmetric, hence multiply by 2"
-  s.weight.min_val = 0.0f;
-  s.weight.max_val = kf;
-  hand_set_scale(s.output, o.k / 255.0);
-  s.output.min_val = 0.0f;
-  s.output.max_val = kf;
-  hand_set_scale(s.input, 1.0 / 255.0);
-  s.input.min_val = 0.0f;
-  s.input.max_val = 1.0f;
-  return s;
+  for (int64_t m = 0; m < kSeedChannels; ++m) {
+    for (int64_t c = 0; c < kSeedChannels; ++c) {
+      const float eye = m == c ? pattern_sign(o.weight_pattern, m) : 0.0f;
+      w[static_cast<size_t>(m * kSeedChannels + c)] = kf * eye;
+    }
+  }
+  return w;
 }
 
 // arange(0,256).repeat(1,3,rows,1) / 255.0: float32 true division of exact integers.
@@ -60,97 +69,16 @@ std::vector<float> seed_input(const Shape4& shape) {
   return x;
 }
 
-// k * torch.eye(3).reshape(3,3,1,1): float32 multiply by the scalar cast to float.
-std::vector<float> seed_weight(double k) {
-  std::vector<float> w(static_cast<size_t>(kSeedChannels * kSeedChannels), 0.0f);
-  const float kf = to_f32(k);
-  for (int64_t m = 0; m < kSeedChannels; ++m) {
-    for (int64_t c = 0; c < kSeedChannels; ++c) {
-      w[static_cast<size_t>(m * kSeedChannels + c)] = kf * (m == c ? 1.0f : 0.0f);
-    }
-  }
-  return w;
-}
-
 QuantPoint make_point(std::string name, const FakeQuantModule& m, UsedQParams used) {
   return {std::move(name), m.spec.dtype, m.spec.qscheme, std::move(used)};
 }
 
-PathResult run_fake_quant_path(SeedModules& mods, const BackendProfile& profile,
-                               const std::vector<float>& x, const std::vector<float>& w,
-                               const Shape4& in_shape, const Shape4& w_shape) {
-  PathResult p;
-  p.name = "fake_quant";
-  const QParamRule rule = profile.fused_fake_quant_rule;
-  // Module call order of the QAT forward: quant stub, conv weight, conv output.
-  p.input = make_point("input", mods.input, fake_quant_forward(mods.input, rule));
-  std::vector<float> x_fq(x.size());
-  for (size_t i = 0; i < x.size(); ++i) x_fq[i] = fake_quantize_value(x[i], p.input.used.grid);
-
-  p.weight = make_point("weight", mods.weight, fake_quant_forward(mods.weight, rule));
-  std::vector<float> w_fq(w.size());
-  for (size_t i = 0; i < w.size(); ++i) w_fq[i] = fake_quantize_value(w[i], p.weight.used.grid);
-
-  const std::vector<float> bias(static_cast<size_t>(kSeedChannels), 0.0f);
-  const std::vector<float> y = conv2d_float({.input = x_fq, .input_shape = in_shape, .weight = w_fq,
-                                             .weight_shape = w_shape, .bias = bias, .relu = true});
-
-  p.output = make_point("output", mods.output, fake_quant_forward(mods.output, rule));
-  const QuantGrid& out = p.output.used.grid;
-  p.values.resize(y.size());
-  p.bins.resize(y.size());
-  for (size_t i = 0; i < y.size(); ++i) {
-    p.values[i] = fake_quantize_value(y[i], out);
-    p.bins[i] = static_cast<uint8_t>(fake_quant_bin(y[i], out));
-  }
-  return p;
+QuantGrid storage_grid(const QuantGrid& g, QDType dtype) {
+  return {g.scale, g.zero_point, storage_range(dtype)};
 }
 
-PathResult run_int8_path(SeedModules& mods, const BackendProfile& profile,
-                         const std::vector<float>& x, const std::vector<float>& w,
-                         const Shape4& in_shape, const Shape4& w_shape) {
-  PathResult p;
-  p.name = "int8";
-  // convert(): the weight fake-quant runs once more (observer off: no state change for
-  // FakeQuantize; the fused module recomputes the same buffers), then calculate_qparams().
-  fake_quant_forward(mods.weight, profile.fused_fake_quant_rule);
-  p.input = make_point("input", mods.input, convert_qparams(mods.input));
-  p.weight = make_point("weight", mods.weight, convert_qparams(mods.weight));
-  p.output = make_point("output", mods.output, convert_qparams(mods.output));
-
-  // quantize_per_tensor(w, scale, zp, qint8), then _clamp_weights to the module's range.
-  QuantGrid w_grid = p.weight.used.grid;
-  std::vector<int8_t> w_q(w.size());
-  for (size_t i = 0; i < w.size(); ++i) {
-    const QuantGrid storage{w_grid.scale, w_grid.zero_point, storage_range(QDType::kQInt8)};
-    const int64_t q = quantize_value(w[i], storage);
-    w_q[i] = static_cast<int8_t>(std::clamp(q, w_grid.range.min, w_grid.range.max));
-  }
-  // Quantize (the converted QuantStub): quantize_per_tensor(x, scale, zp, quint8).
-  const QuantGrid in_grid{p.input.used.grid.scale, p.input.used.grid.zero_point,
-                          storage_range(QDType::kQUInt8)};
-  std::vector<uint8_t> x_q(x.size());
-  for (size_t i = 0; i < x.size(); ++i) x_q[i] = static_cast<uint8_t>(quantize_value(x[i], in_grid));
-
-  const std::vector<float> bias(static_cast<size_t>(kSeedChannels), 0.0f);
-  const QuantGrid& out = p.output.used.grid;
-  p.bins = conv2d_quantized(profile, {.input = x_q,
-                                      .input_shape = in_shape,
-                                      .input_scale = in_grid.scale,
-                                      .input_zero_point = in_grid.zero_point,
-                                      .weight = w_q,
-                                      .weight_shape = w_shape,
-                                      .weight_scales = {w_grid.scale},
-                                      .weight_zero_points = {w_grid.zero_point},
-                                      .bias = bias,
-                                      .output_scale = out.scale,
-                                      .output_zero_point = out.zero_point,
-                                      .relu = true});
-  p.values.resize(p.bins.size());
-  for (size_t i = 0; i < p.bins.size(); ++i) {
-    p.values[i] = dequantize_value(p.bins[i], out.scale, out.zero_point);
-  }
-  return p;
+int64_t flat_index(const Shape4& s, const ElementIndex& i) {
+  return ((i.n * s.c + i.c) * s.h + i.h) * s.w + i.w;
 }
 
 }  // namespace
@@ -162,6 +90,25 @@ std::string_view to_string(ObserverKind kind) {
 std::optional<ObserverKind> parse_observer_kind(std::string_view name) {
   if (name == "fused") return ObserverKind::kFused;
   if (name == "plain") return ObserverKind::kPlain;
+  return std::nullopt;
+}
+
+std::string_view to_string(WeightPattern pattern) {
+  switch (pattern) {
+    case WeightPattern::kIdentity:
+      return "identity";
+    case WeightPattern::kNegativeIdentity:
+      return "negative";
+    case WeightPattern::kMixedSigns:
+      return "mixed";
+  }
+  return "?";
+}
+
+std::optional<WeightPattern> parse_weight_pattern(std::string_view name) {
+  if (name == "identity") return WeightPattern::kIdentity;
+  if (name == "negative") return WeightPattern::kNegativeIdentity;
+  if (name == "mixed") return WeightPattern::kMixedSigns;
   return std::nullopt;
 }
 
@@ -182,27 +129,225 @@ void validate_seed_options(const SeedOptions& o) {
     throw std::invalid_argument("--k is outside the float32 range the experiment needs");
   }
   if (o.rows <= 0) throw std::invalid_argument("--rows must be a positive integer");
+  if (is_per_channel(o.weight_qscheme)) {
+    throw std::invalid_argument("weight qscheme: per-channel schemes are not supported yet");
+  }
+  if (o.weight_quant_min < -128 || o.weight_quant_max > 127 ||
+      o.weight_quant_min >= o.weight_quant_max) {
+    throw std::invalid_argument("weight quant range must lie in [-128, 127] with min < max");
+  }
+  if (o.weight_observer_max && !(std::isfinite(*o.weight_observer_max))) {
+    throw std::invalid_argument("weight observer max must be finite");
+  }
 }
 
-SeedResult run_seed(const SeedOptions& o, const CpuFeatures& cpu) {
+SeedExperiment::SeedExperiment(const SeedOptions& o, const CpuFeatures& cpu) : options_(o) {
   validate_seed_options(o);
   auto profile = make_backend_profile(o.backend, cpu);
   if (!profile) throw std::invalid_argument("unknown backend '" + o.backend + "'");
-  const Shape4 in_shape{1, kSeedChannels, o.rows, kSeedWidth};
-  const Shape4 w_shape{kSeedChannels, kSeedChannels, 1, 1};
-  const std::vector<float> x = seed_input(in_shape);
-  const std::vector<float> w = seed_weight(o.k);
+  profile_ = std::move(*profile);
+  input_shape_ = {1, kSeedChannels, o.rows, kSeedWidth};
+  weight_shape_ = {kSeedChannels, kSeedChannels, 1, 1};
+  input_ = seed_input(input_shape_);
+  weight_ = seed_weight(o);
+  bias_.assign(static_cast<size_t>(kSeedChannels), 0.0f);
 
-  SeedModules mods = prepare_seed_modules(o);
+  // The seed's set_qconfig_params: hand-set "theoretical" scales and observer ranges.
+  input_module_ = activation_module(o);
+  weight_module_ = weight_module(o);
+  output_module_ = activation_module(o);
+  const float w_min = std::min(0.0f, *std::min_element(weight_.begin(), weight_.end()));
+  const float w_max = std::max(0.0f, *std::max_element(weight_.begin(), weight_.end()));
+  hand_set_scale(weight_module_, 2.0 * o.k / 255.0);  // "symmetric, hence multiply by 2"
+  weight_module_.min_val = w_min;
+  weight_module_.max_val = o.weight_observer_max ? to_f32(*o.weight_observer_max) : w_max;
+  hand_set_scale(output_module_, o.k / 255.0);
+  output_module_.min_val = 0.0f;
+  output_module_.max_val = to_f32(o.k);
+  hand_set_scale(input_module_, 1.0 / 255.0);
+  input_module_.min_val = 0.0f;
+  input_module_.max_val = 1.0f;
+}
+
+PathResult SeedExperiment::derive_fake_quant_points() const {
+  // The QAT forward calls the quant stub, conv weight and conv output fake-quants in order;
+  // a fused module overwrites its buffers on the way.
+  FakeQuantModule in = input_module_, wt = weight_module_, out = output_module_;
+  const QParamRule rule = profile_.fused_fake_quant_rule;
+  PathResult p;
+  p.name = "fake_quant";
+  p.input = make_point("input", in, fake_quant_forward(in, rule));
+  p.weight = make_point("weight", wt, fake_quant_forward(wt, rule));
+  p.output = make_point("output", out, fake_quant_forward(out, rule));
+  return p;
+}
+
+PathResult SeedExperiment::derive_int8_points() const {
+  // convert() runs the weight fake-quant once more (observers off: no observer change), then
+  // every module's calculate_qparams(); the buffers are not read.
+  PathResult p;
+  p.name = "int8";
+  p.input = make_point("input", input_module_, convert_qparams(input_module_));
+  p.weight = make_point("weight", weight_module_, convert_qparams(weight_module_));
+  p.output = make_point("output", output_module_, convert_qparams(output_module_));
+  return p;
+}
+
+PathRun SeedExperiment::run_fake_quant(const PathGrids& g) const {
+  std::vector<float> x_fq(input_.size());
+  for (size_t i = 0; i < input_.size(); ++i) x_fq[i] = fake_quantize_value(input_[i], g.input);
+  std::vector<float> w_fq(weight_.size());
+  for (size_t i = 0; i < weight_.size(); ++i) w_fq[i] = fake_quantize_value(weight_[i], g.weight);
+  const std::vector<float> y =
+      conv2d_float({.input = x_fq, .input_shape = input_shape_, .weight = w_fq,
+                    .weight_shape = weight_shape_, .bias = bias_, .relu = true});
+  PathRun run;
+  run.values.resize(y.size());
+  run.bins.resize(y.size());
+  for (size_t i = 0; i < y.size(); ++i) {
+    run.values[i] = fake_quantize_value(y[i], g.output);
+    run.bins[i] = static_cast<uint8_t>(fake_quant_bin(y[i], g.output));
+  }
+  return run;
+}
+
+std::vector<int8_t> SeedExperiment::quantize_weight(const QuantGrid& grid) const {
+  // quantize_per_tensor(w, scale, zp, qint8), then _clamp_weights to the module's range.
+  const QuantGrid storage = storage_grid(grid, QDType::kQInt8);
+  std::vector<int8_t> w_q(weight_.size());
+  for (size_t i = 0; i < weight_.size(); ++i) {
+    const int64_t q = quantize_value(weight_[i], storage);
+    w_q[i] = static_cast<int8_t>(std::clamp(q, grid.range.min, grid.range.max));
+  }
+  return w_q;
+}
+
+namespace {
+
+QuantizedConv2dArgs int8_conv_args(const std::vector<uint8_t>& x_q, const Shape4& in_shape,
+                                   const std::vector<int8_t>& w_q, const Shape4& w_shape,
+                                   const std::vector<float>& bias, const PathGrids& g) {
+  return {.input = x_q,
+          .input_shape = in_shape,
+          .input_scale = g.input.scale,
+          .input_zero_point = g.input.zero_point,
+          .weight = w_q,
+          .weight_shape = w_shape,
+          .weight_scales = {g.weight.scale},
+          .weight_zero_points = {g.weight.zero_point},
+          .bias = bias,
+          .output_scale = g.output.scale,
+          .output_zero_point = g.output.zero_point,
+          .relu = true};
+}
+
+}  // namespace
+
+PathRun SeedExperiment::run_int8(const PathGrids& g) const {
+  const std::vector<int8_t> w_q = quantize_weight(g.weight);
+  // The converted QuantStub: quantize_per_tensor(x, scale, zp, quint8).
+  const QuantGrid in_grid = storage_grid(g.input, QDType::kQUInt8);
+  std::vector<uint8_t> x_q(input_.size());
+  for (size_t i = 0; i < input_.size(); ++i) {
+    x_q[i] = static_cast<uint8_t>(quantize_value(input_[i], in_grid));
+  }
+  PathRun run;
+  run.bins = conv2d_quantized(profile_,
+                              int8_conv_args(x_q, input_shape_, w_q, weight_shape_, bias_, g));
+  run.values.resize(run.bins.size());
+  for (size_t i = 0; i < run.bins.size(); ++i) {
+    run.values[i] = dequantize_value(run.bins[i], g.output.scale, g.output.zero_point);
+  }
+  return run;
+}
+
+ElementTrace SeedExperiment::trace_fake_quant(const PathGrids& g, const ElementIndex& e) const {
+  ElementTrace t;
+  float sum = 0.0f;
+  for (int64_t c = 0; c < kSeedChannels; ++c) {
+    ElementTrace::Tap tap;
+    tap.channel = c;
+    tap.input = input_[static_cast<size_t>(flat_index(input_shape_, {e.n, c, e.h, e.w}))];
+    tap.input_bin = fake_quant_bin(tap.input, g.input);
+    tap.input_dequantized = fake_quantize_value(tap.input, g.input);
+    tap.weight = weight_[static_cast<size_t>(e.c * kSeedChannels + c)];
+    tap.weight_bin = fake_quant_bin(tap.weight, g.weight);
+    tap.weight_dequantized = fake_quantize_value(tap.weight, g.weight);
+    sum += tap.input_dequantized * tap.weight_dequantized;  // conv2d_float's order
+    t.taps.push_back(tap);
+  }
+  t.bias = bias_[static_cast<size_t>(e.c)];
+  sum += t.bias;
+  t.accumulator = static_cast<double>(sum);
+  t.accumulator_real = sum;
+  const float relu = std::max(sum, 0.0f);
+  t.multiplier = 1.0f / g.output.scale;
+  t.pre_rounding = relu * t.multiplier;
+  t.rounded = static_cast<int64_t>(round_half_even(t.pre_rounding));
+  t.zero_point = g.output.zero_point;
+  t.unclamped = fake_quant_unclamped_bin(relu, g.output.scale, g.output.zero_point);
+  t.output_bin = fake_quant_bin(relu, g.output);
+  t.output_dequantized = fake_quantize_value(relu, g.output);
+  return t;
+}
+
+ElementTrace SeedExperiment::trace_int8(const PathGrids& g, const ElementIndex& e) const {
+  ElementTrace t;
+  const std::vector<int8_t> w_q = quantize_weight(g.weight);
+  const QuantGrid in_grid = storage_grid(g.input, QDType::kQUInt8);
+  // The accumulator of one element: run the conv on that element's input column only.
+  std::vector<uint8_t> column(static_cast<size_t>(kSeedChannels));
+  for (int64_t c = 0; c < kSeedChannels; ++c) {
+    ElementTrace::Tap tap;
+    tap.channel = c;
+    tap.input = input_[static_cast<size_t>(flat_index(input_shape_, {e.n, c, e.h, e.w}))];
+    tap.input_bin = quantize_value(tap.input, in_grid);
+    tap.input_dequantized = dequantize_value(tap.input_bin, in_grid.scale, in_grid.zero_point);
+    tap.weight = weight_[static_cast<size_t>(e.c * kSeedChannels + c)];
+    tap.weight_bin = w_q[static_cast<size_t>(e.c * kSeedChannels + c)];
+    tap.weight_dequantized = dequantize_value(tap.weight_bin, g.weight.scale, g.weight.zero_point);
+    column[static_cast<size_t>(c)] = static_cast<uint8_t>(tap.input_bin);
+    t.taps.push_back(tap);
+  }
+  const Shape4 column_shape{1, kSeedChannels, 1, 1};
+  const QuantizedConv2dArgs args =
+      int8_conv_args(column, column_shape, w_q, weight_shape_, bias_, g);
+  const int32_t acc =
+      conv2d_accumulators(args, profile_.accumulation)[static_cast<size_t>(e.c)];
+  const RequantChannel channel = conv2d_requant_channels(profile_, args)[static_cast<size_t>(e.c)];
+  RequantTrace r;
+  const uint8_t bin = requantize(acc, channel, &r);
+  t.accumulator = acc;
+  t.accumulator_real = static_cast<float>(acc) * channel.accumulator_scale;
+  t.bias = channel.scheme == RequantScheme::kQnnpackFp32 ? static_cast<float>(channel.int_bias)
+                                                         : channel.float_bias;
+  t.multiplier = channel.multiplier;
+  t.pre_rounding = r.pre_rounding;
+  t.zero_point_added_before_rounding = channel.scheme == RequantScheme::kOnednnReciprocalFp32;
+  t.rounded = r.rounded;
+  t.zero_point = g.output.zero_point;
+  t.unclamped = r.unclamped;
+  t.output_bin = bin;
+  t.output_dequantized = dequantize_value(bin, g.output.scale, g.output.zero_point);
+  return t;
+}
+
+SeedResult run_experiment(const SeedExperiment& experiment) {
   SeedResult r;
-  r.options = o;
-  r.output_shape = in_shape;
-  r.fake_quant = run_fake_quant_path(mods, *profile, x, w, in_shape, w_shape);
-  r.int8 = run_int8_path(mods, *profile, x, w, in_shape, w_shape);
-  r.compare = compare_paths(in_shape, {r.fake_quant.values, r.fake_quant.bins},
-                            {r.int8.values, r.int8.bins});
-  r.profile = std::move(*profile);
+  r.options = experiment.options();
+  r.profile = experiment.profile();
+  r.output_shape = experiment.output_shape();
+  r.fake_quant = experiment.derive_fake_quant_points();
+  r.int8 = experiment.derive_int8_points();
+  r.fake_quant.run = experiment.run_fake_quant(r.fake_quant.grids());
+  r.int8.run = experiment.run_int8(r.int8.grids());
+  r.compare = compare_paths(r.output_shape, {r.fake_quant.run.values, r.fake_quant.run.bins},
+                            {r.int8.run.values, r.int8.run.bins});
   return r;
+}
+
+SeedResult run_seed(const SeedOptions& options, const CpuFeatures& cpu) {
+  return run_experiment(SeedExperiment(options, cpu));
 }
 
 }  // namespace qparity

@@ -27,8 +27,8 @@ TEST(Seed, DefaultReproducesTheDuplicated127) {
     EXPECT_EQ(r.compare.max_abs_delta_q, 1);
     EXPECT_NEAR(r.compare.error_mean, 0.0020, 0.00005);
     for (int w = 0; w < 256; ++w) {
-      EXPECT_EQ(r.fake_quant.bins[static_cast<size_t>(w)], w);
-      EXPECT_EQ(r.int8.bins[static_cast<size_t>(w)], w <= 127 ? w : w - 1);
+      EXPECT_EQ(r.fake_quant.run.bins[static_cast<size_t>(w)], w);
+      EXPECT_EQ(r.int8.run.bins[static_cast<size_t>(w)], w <= 127 ? w : w - 1);
     }
     EXPECT_EQ(r.int8.weight.used.grid.scale, 1.0f / 127.5f);
     EXPECT_EQ(r.fake_quant.weight.used.grid.zero_point, -128);

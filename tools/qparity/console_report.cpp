@@ -96,8 +96,8 @@ std::string render_seed_console(const SeedResult& r, const RunContext&) {
 
   const int64_t centre = c.first_mismatch ? c.first_mismatch->index.w : s.w / 2;
   out += "\nrow 0 of channel 0, output bins\n";
-  out += fmt::format("  fake-quant  {}\n", summarize_row(r.fake_quant.bins, s.w, centre));
-  out += fmt::format("  int8        {}\n", summarize_row(r.int8.bins, s.w, centre));
+  out += fmt::format("  fake-quant  {}\n", summarize_row(r.fake_quant.run.bins, s.w, centre));
+  out += fmt::format("  int8        {}\n", summarize_row(r.int8.run.bins, s.w, centre));
   out += fmt::format("  every row of every channel identical in both paths: {}\n",
                      c.rows_identical ? "yes" : "no");
 

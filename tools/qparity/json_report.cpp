@@ -33,7 +33,7 @@ Json point_json(const QuantPoint& p) {
 
 Json path_json(const PathResult& p, const Shape4& shape) {
   Json bins = Json::array();
-  for (int64_t w = 0; w < shape.w; ++w) bins.push_back(p.bins[static_cast<size_t>(w)]);
+  for (int64_t w = 0; w < shape.w; ++w) bins.push_back(p.run.bins[static_cast<size_t>(w)]);
   return {{"bins_row", bins},
           {"weight_scale", p.weight.used.grid.scale},
           {"weight_zero_point", p.weight.used.grid.zero_point},

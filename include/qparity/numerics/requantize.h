@@ -44,8 +44,10 @@ struct RequantTrace {
   int32_t accumulator = 0;
   int32_t accumulator_with_bias = 0;  // qnnpack only
   float accumulator_float = 0.0f;     // f(acc) (+ bias for onednn / fbgemm)
-  float scaled = 0.0f;                // the value that is rounded (onednn: after ReLU and + zp)
+  float scaled = 0.0f;                // times the multiplier (onednn: and ReLU), before any zp
+  float pre_rounding = 0.0f;          // the value that is rounded (onednn: + zp, clamped)
   int32_t rounded = 0;
+  int32_t unclamped = 0;              // after the zero point, before the final clamp
   int32_t output = 0;
 };
 
@@ -58,9 +60,11 @@ inline int32_t saturate_int16(int64_t v) {
 // tail; equation numbers refer to docs/numerics.md.
 inline uint8_t requantize(int32_t acc, const RequantChannel& r, RequantTrace* trace = nullptr) {
   int32_t rounded = 0;
+  int32_t unclamped = 0;
   int32_t out = 0;
   float acc_f = 0.0f;
   float scaled = 0.0f;
+  float pre_rounding = 0.0f;
   int32_t acc_b = acc;
   switch (r.scheme) {
     case RequantScheme::kQnnpackFp32: {
@@ -68,20 +72,21 @@ inline uint8_t requantize(int32_t acc, const RequantChannel& r, RequantTrace* tr
       acc_b = static_cast<int32_t>(static_cast<uint32_t>(acc) + static_cast<uint32_t>(r.int_bias));
       acc_f = static_cast<float>(acc_b);
       scaled = acc_f * r.multiplier;
+      pre_rounding = scaled;
       rounded = convert_to_int32_x86(scaled);
-      const int32_t with_zp = saturate_int16(saturate_int16(rounded) + r.output_zero_point);
-      out = std::clamp(with_zp, std::max(r.lower_clamp, 0), 255);
+      unclamped = saturate_int16(saturate_int16(rounded) + r.output_zero_point);
+      out = std::clamp(unclamped, std::max(r.lower_clamp, 0), 255);
       break;
     }
     case RequantScheme::kOnednnReciprocalFp32: {
       // eq. 6.3d: d = f(f(f(acc) + b') * OS); ReLU in float; + zp in float; clamp; RNE.
       acc_f = static_cast<float>(acc) + r.float_bias;
-      float d = acc_f * r.multiplier;
-      if (r.relu) d = std::max(d, 0.0f);
-      d = d + static_cast<float>(r.output_zero_point);
-      d = std::min(std::max(d, 0.0f), 255.0f);
-      scaled = d;
-      rounded = convert_to_int32_x86(d);
+      scaled = acc_f * r.multiplier;
+      if (r.relu) scaled = std::max(scaled, 0.0f);
+      const float shifted = scaled + static_cast<float>(r.output_zero_point);
+      pre_rounding = std::min(std::max(shifted, 0.0f), 255.0f);
+      rounded = convert_to_int32_x86(pre_rounding);
+      unclamped = convert_to_int32_x86(shifted);
       out = rounded;
       break;
     }
@@ -89,14 +94,15 @@ inline uint8_t requantize(int32_t acc, const RequantChannel& r, RequantTrace* tr
       // eq. 6.4c: y = RNE(f((f(acc) + b_f) * C)); packs, adds zp, packus, max(relu ? zp : 0).
       acc_f = static_cast<float>(acc) + r.float_bias;
       scaled = acc_f * r.multiplier;
+      pre_rounding = scaled;
       rounded = convert_to_int32_x86(scaled);
-      const int32_t with_zp = saturate_int16(saturate_int16(rounded) + r.output_zero_point);
-      out = std::max(std::clamp(with_zp, 0, 255), r.lower_clamp);
+      unclamped = saturate_int16(saturate_int16(rounded) + r.output_zero_point);
+      out = std::max(std::clamp(unclamped, 0, 255), r.lower_clamp);
       break;
     }
   }
   if (trace != nullptr) {
-    *trace = {acc, acc_b, acc_f, scaled, rounded, out};
+    *trace = {acc, acc_b, acc_f, scaled, pre_rounding, rounded, unclamped, out};
   }
   return static_cast<uint8_t>(out);
 }

@@ -1,6 +1,7 @@
-// The seed experiment (shared/docs/seed-experiment.md): QuantStub -> Conv2d(3,3,1x1) with
-// weights k·I and zero bias -> ReLU (fused) -> DeQuantStub, fed the ramp i/255 along W,
-// run once as the QAT (fake-quant) model and once as its convert()ed int8 twin.
+// The seed experiment (shared/docs/seed-experiment.md) and its family: QuantStub ->
+// Conv2d(3,3,1x1) with weights k·I (or a sign pattern of it) and zero bias -> ReLU (fused) ->
+// DeQuantStub, fed the ramp i/255 along W, run once as the QAT (fake-quant) model and once as
+// its convert()ed int8 twin.
 #pragma once
 
 #include <cstdint>
@@ -24,18 +25,39 @@ enum class ObserverKind {
 std::string_view to_string(ObserverKind kind);
 std::optional<ObserverKind> parse_observer_kind(std::string_view name);
 
+// Sign pattern of the 3x3 conv weight matrix.
+enum class WeightPattern {
+  kIdentity,          // k·I (the seed)
+  kNegativeIdentity,  // -k·I
+  kMixedSigns,        // k·diag(+1, -1, +1)
+};
+
+std::string_view to_string(WeightPattern pattern);
+std::optional<WeightPattern> parse_weight_pattern(std::string_view name);
+
 struct SeedOptions {
-  double k = 1.0;               // conv weight multiplier, as the Python double k
+  double k = 1.0;  // conv weight multiplier, as the Python double k
   std::string backend = "fbgemm";
   ObserverKind observer = ObserverKind::kFused;
-  int64_t rows = 256;           // input height; the width is always the 256-value ramp
+  int64_t rows = 256;  // input height; the width is always the 256-value ramp
+  // Quantization knobs a QAT user changes; the defaults are the seed's qconfig.
+  QScheme weight_qscheme = QScheme::kPerTensorSymmetric;  // per-tensor schemes only
+  int64_t weight_quant_min = -128;
+  int64_t weight_quant_max = 127;
+  bool activation_reduce_range = false;
+  WeightPattern weight_pattern = WeightPattern::kIdentity;
+  // Overrides the hand-set weight observer max_val (the seed sets it to max(W) = k).
+  std::optional<double> weight_observer_max;
 };
 
 constexpr int64_t kSeedChannels = 3;
 constexpr int64_t kSeedWidth = 256;
 
-// Bytes run_seed needs per input row (all buffers of both paths), for memory checks.
+// Bytes a run needs per input row (all buffers of both paths), for memory checks.
 int64_t seed_bytes_per_row();
+
+// Throws std::invalid_argument naming the option when it is unusable.
+void validate_seed_options(const SeedOptions& options);
 
 // One quantization point (input, weight, output) as one path used it.
 struct QuantPoint {
@@ -45,11 +67,82 @@ struct QuantPoint {
   UsedQParams used;
 };
 
+// The grids of the three points, in model order.
+struct PathGrids {
+  QuantGrid input, weight, output;
+};
+
+// The outputs of one path: float output (fake-quant output or dequantized int8) and bins.
+struct PathRun {
+  std::vector<float> values;
+  std::vector<uint8_t> bins;
+};
+
 struct PathResult {
   std::string name;  // "fake_quant" or "int8"
   QuantPoint input, weight, output;
-  std::vector<float> values;   // fake-quant output / dequantized int8 output, NCHW
-  std::vector<uint8_t> bins;   // output bins, NCHW
+  PathGrids grids() const { return {input.used.grid, weight.used.grid, output.used.grid}; }
+  PathRun run;
+};
+
+// Every stage of one output element in one path, in real units where a stage has them.
+struct ElementTrace {
+  struct Tap {
+    int64_t channel = 0;
+    float input = 0.0f;          // float input
+    int64_t input_bin = 0;       // input quantized / fake-quant bin
+    float input_dequantized = 0.0f;
+    float weight = 0.0f;         // float weight
+    int64_t weight_bin = 0;
+    float weight_dequantized = 0.0f;
+  };
+  std::vector<Tap> taps;
+  // Fake-quant path: the float conv sum; int8 path: the int32 accumulator.
+  double accumulator = 0.0;
+  float accumulator_real = 0.0f;  // the accumulator in real units
+  float bias = 0.0f;
+  float multiplier = 0.0f;   // fake-quant: f(1/out_s); int8: the requant multiplier
+  float pre_rounding = 0.0f; // the value that is rounded
+  bool zero_point_added_before_rounding = false;
+  int64_t rounded = 0;
+  int64_t zero_point = 0;
+  int64_t unclamped = 0;     // rounded (+ zp) before the clamp
+  int64_t output_bin = 0;
+  float output_dequantized = 0.0f;
+};
+
+// The prepared experiment: tensors, the modules after the seed's hand-setting, the profile.
+class SeedExperiment {
+ public:
+  // Throws std::invalid_argument for unusable options.
+  SeedExperiment(const SeedOptions& options, const CpuFeatures& cpu);
+
+  const SeedOptions& options() const { return options_; }
+  const BackendProfile& profile() const { return profile_; }
+  Shape4 output_shape() const { return input_shape_; }
+
+  // The points each path uses, derived with each path's module semantics.
+  PathResult derive_fake_quant_points() const;
+  PathResult derive_int8_points() const;
+
+  // Runs one path on given grids (the diagnosis swaps grids between paths).
+  PathRun run_fake_quant(const PathGrids& grids) const;
+  PathRun run_int8(const PathGrids& grids) const;
+
+  ElementTrace trace_fake_quant(const PathGrids& grids, const ElementIndex& index) const;
+  ElementTrace trace_int8(const PathGrids& grids, const ElementIndex& index) const;
+
+ private:
+  std::vector<int8_t> quantize_weight(const QuantGrid& grid) const;
+
+  SeedOptions options_;
+  BackendProfile profile_;
+  Shape4 input_shape_;
+  Shape4 weight_shape_;
+  std::vector<float> input_;
+  std::vector<float> weight_;
+  std::vector<float> bias_;
+  FakeQuantModule input_module_, weight_module_, output_module_;
 };
 
 struct SeedResult {
@@ -61,10 +154,10 @@ struct SeedResult {
   Comparison compare;
 };
 
-// Validates options (throws std::invalid_argument naming the bad option) and runs both paths.
-SeedResult run_seed(const SeedOptions& options, const CpuFeatures& cpu);
+// Runs both paths of an experiment and compares them.
+SeedResult run_experiment(const SeedExperiment& experiment);
 
-// Throws std::invalid_argument when an option is unusable.
-void validate_seed_options(const SeedOptions& options);
+// Validates options, builds the experiment and runs it.
+SeedResult run_seed(const SeedOptions& options, const CpuFeatures& cpu);
 
 }  // namespace qparity
