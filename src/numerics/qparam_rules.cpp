@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <stdexcept>
 #include <string>
 
 #include "qparity/numerics/float32.h"
@@ -27,6 +28,23 @@ std::string number(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.9g", v);
   return buf;
+}
+
+// static_cast<int32_t>(float) as x86 executes it (cvttss2si / cvttps2dq): truncation toward
+// zero, INT32_MIN for NaN and out-of-range values (a plain cast would be undefined behaviour).
+int32_t convert_to_int32_truncating_x86(float v) {
+  if (std::isnan(v) || v >= 2147483648.0f || v < -2147483648.0f) {
+    return std::numeric_limits<int32_t>::min();
+  }
+  return static_cast<int32_t>(v);
+}
+
+// The same for a double (cvttsd2si), as `int32_t nudged_zero_point = nearbyint(double)` executes.
+int32_t convert_to_int32_truncating_x86(double v) {
+  if (std::isnan(v) || v >= 2147483648.0 || v < -2147483648.0) {
+    return std::numeric_limits<int32_t>::min();
+  }
+  return static_cast<int32_t>(v);
 }
 
 // Python floor division, which calculate_qmin_qmax uses for reduce_range.
@@ -77,13 +95,20 @@ QParamDerivation python_observer_qparams(float min_val, float max_val, const Qua
   const auto qmin = d.range.min;
   const auto qmax = d.range.max;
 
-  // check_min_max_valid: an observer that never saw data returns (1.0, 0).
-  if (std::isinf(min_val) || std::isinf(max_val)) {
+  // check_min_max_valid: an observer that never saw data (min +inf AND max -inf, its initial
+  // buffers) returns (1.0, 0). Any other infinite bound goes through the formula below, as in
+  // PyTorch (e.g. min -inf gives scale inf).
+  if (min_val == std::numeric_limits<float>::infinity() &&
+      max_val == -std::numeric_limits<float>::infinity()) {
     d.scale = 1.0f;
     d.scale_before_float = 1.0;
     d.zero_point = 0;
     d.branch = "min/max not observed (infinite): default scale 1.0, zero point 0";
     return d;
+  }
+  if (!(min_val <= max_val)) {
+    throw std::invalid_argument("calculate_qparams: min " + number(min_val) +
+                                " should be less than max " + number(max_val));
   }
   const float min_neg = std::min(min_val, 0.0f);
   const float max_pos = std::max(max_val, 0.0f);
@@ -95,6 +120,7 @@ QParamDerivation python_observer_qparams(float min_val, float max_val, const Qua
     const float raw = m / half_range;
     d.scale_before_float = static_cast<double>(raw);
     d.scale = std::max(raw, spec.eps);
+    d.raised_to_eps = raw < spec.eps;
     if (spec.dtype == QDType::kQUInt8) {
       d.zero_point = spec.custom_range ? (qmin + qmax) / 2 : 128;
     } else {
@@ -113,9 +139,15 @@ QParamDerivation python_observer_qparams(float min_val, float max_val, const Qua
   const float raw = span / static_cast<float>(qmax - qmin);
   d.scale_before_float = static_cast<double>(raw);
   d.scale = std::max(raw, spec.eps);
+  d.raised_to_eps = raw < spec.eps;
+  // torch.round(...).to(torch.int) converts as x86 does (NaN and out-of-range give INT32_MIN),
+  // and quant_min - that int32 tensor wraps in int32 before the clamp; both matter only for
+  // degenerate scales (0 with eps = 0, or inf) but are kept exact.
   const float ratio = min_neg / d.scale;
-  const auto rounded = static_cast<int64_t>(static_cast<int32_t>(round_half_even(ratio)));
-  d.zero_point = std::clamp(qmin - rounded, qmin, qmax);
+  const int32_t rounded = convert_to_int32_truncating_x86(round_half_even(ratio));
+  const auto difference = static_cast<int32_t>(static_cast<uint32_t>(static_cast<int32_t>(qmin)) -
+                                               static_cast<uint32_t>(rounded));
+  d.zero_point = std::clamp(static_cast<int64_t>(difference), qmin, qmax);
   d.branch = "affine: (max - min) / " + std::to_string(qmax - qmin) + " over " +
              describe_range(d.range) + (raw < spec.eps ? ", raised to eps" : "") +
              ", zero point qmin - round(min / scale)";
@@ -130,6 +162,9 @@ QParamDerivation choose_quantization_params(QParamRule rule, float min_val, floa
   d.min_val = min_val;
   d.max_val = max_val;
   d.range = range;
+  if (!(min_val <= max_val)) {
+    throw std::invalid_argument("ChooseQuantizationParams: min should be less than or equal to max");
+  }
   const auto qmin = static_cast<int32_t>(range.min);
   const auto qmax = static_cast<int32_t>(range.max);
   float min = min_val;
@@ -148,6 +183,7 @@ QParamDerivation choose_quantization_params(QParamRule rule, float min_val, floa
     branch = "symmetric pre-step (min < 0 < max): range widened to max(|min|/" +
              std::to_string(-sym_qmin) + ", max/" + std::to_string(sym_qmax) + ")";
   } else if (preserve_sparsity) {
+    d.symmetric_step_skipped = true;
     branch = "symmetric qscheme but min >= 0 or max <= 0: symmetric step skipped, affine";
   } else {
     branch = "affine";
@@ -170,6 +206,7 @@ QParamDerivation choose_quantization_params(QParamRule rule, float min_val, floa
   if (scale < kSmallScaleThreshold) {
     const auto org_scale = static_cast<float>(scale);
     scale = kSmallScaleThreshold;
+    d.raised_to_small_scale_threshold = true;
     const auto steps = static_cast<float>(qmax - qmin);
     if (min == 0.0f) {
       max = kSmallScaleThreshold * steps;
@@ -203,7 +240,9 @@ QParamDerivation choose_quantization_params(QParamRule rule, float min_val, floa
   } else if (initial_zp > qmax) {
     zp = qmax;
   } else {
-    zp = static_cast<int64_t>(std::nearbyint(initial_zp));
+    // ATen stores nearbyint(initial_zp) into an int32_t: a NaN initial zero point (an
+    // infinite min or max) becomes INT32_MIN there, as here.
+    zp = convert_to_int32_truncating_x86(std::nearbyint(initial_zp));
   }
   d.scale = static_cast<float>(scale);  // eq. 2.8: the float32 buffer store
   d.zero_point = zp;

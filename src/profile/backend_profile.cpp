@@ -70,7 +70,7 @@ std::optional<BackendProfile> make_backend_profile(std::string_view name, const 
   if (name == "fbgemm") {
     p.requant = RequantScheme::kFbgemmFp32;
     // The seed experiment's products never approach int16 limits; pair saturation of
-    // fbgemm's packed layout is not modelled (see docs/numerics.md §6.4).
+    // fbgemm's packed layout is not modelled (see docs/numerics.md §9).
     p.accumulation = AccumulationModel::kExactInt32;
     p.fused_fake_quant_rule = QParamRule::kFbgemmChooseQuantizationParams;
     p.verified_against_real_kernel = false;

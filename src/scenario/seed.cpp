@@ -204,9 +204,12 @@ PathRun SeedExperiment::run_fake_quant(const PathGrids& g) const {
   PathRun run;
   run.values.resize(y.size());
   run.bins.resize(y.size());
+  run.pre_rounding.resize(y.size());
+  const float inverse_scale = 1.0f / g.output.scale;
   for (size_t i = 0; i < y.size(); ++i) {
     run.values[i] = fake_quantize_value(y[i], g.output);
     run.bins[i] = static_cast<uint8_t>(fake_quant_bin(y[i], g.output));
+    run.pre_rounding[i] = y[i] * inverse_scale;
   }
   return run;
 }
@@ -251,12 +254,22 @@ PathRun SeedExperiment::run_int8(const PathGrids& g) const {
   for (size_t i = 0; i < input_.size(); ++i) {
     x_q[i] = static_cast<uint8_t>(quantize_value(input_[i], in_grid));
   }
+  const QuantizedConv2dArgs args = int8_conv_args(x_q, input_shape_, w_q, weight_shape_, bias_, g);
+  const std::vector<RequantChannel> channels = conv2d_requant_channels(profile_, args);
   PathRun run;
-  run.bins = conv2d_quantized(profile_,
-                              int8_conv_args(x_q, input_shape_, w_q, weight_shape_, bias_, g));
-  run.values.resize(run.bins.size());
-  for (size_t i = 0; i < run.bins.size(); ++i) {
+  run.accumulators = conv2d_accumulators(args, profile_.accumulation);
+  const size_t n = run.accumulators.size();
+  run.bins.resize(n);
+  run.values.resize(n);
+  run.pre_rounding.resize(n);
+  const auto plane = static_cast<size_t>(input_shape_.h * input_shape_.w);
+  const bool zp_in_float = profile_.requant == RequantScheme::kOnednnReciprocalFp32;
+  for (size_t i = 0; i < n; ++i) {
+    const RequantChannel& channel = channels[(i / plane) % static_cast<size_t>(kSeedChannels)];
+    RequantTrace trace;
+    run.bins[i] = requantize(run.accumulators[i], channel, &trace);
     run.values[i] = dequantize_value(run.bins[i], g.output.scale, g.output.zero_point);
+    run.pre_rounding[i] = zp_in_float ? trace.scaled : trace.pre_rounding;
   }
   return run;
 }
@@ -314,6 +327,8 @@ ElementTrace SeedExperiment::trace_int8(const PathGrids& g, const ElementIndex& 
       int8_conv_args(column, column_shape, w_q, weight_shape_, bias_, g);
   const int32_t acc =
       conv2d_accumulators(args, profile_.accumulation)[static_cast<size_t>(e.c)];
+  t.accumulator_exact =
+      conv2d_accumulators(args, AccumulationModel::kExactInt32)[static_cast<size_t>(e.c)];
   const RequantChannel channel = conv2d_requant_channels(profile_, args)[static_cast<size_t>(e.c)];
   RequantTrace r;
   const uint8_t bin = requantize(acc, channel, &r);

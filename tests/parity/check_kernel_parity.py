@@ -121,14 +121,17 @@ class Report:
         print("  probe : %s" % (probe_result,))
 
     def fail(self, name, message):
-        self.op(name)["mismatches"] += 1
+        """A failure that is not a value mismatch: the probe refused a case, or a coverage guard."""
+        o = self.op(name)
+        o["failures"] = o.get("failures", 0) + 1
         self.failed = True
         print("FAILED %s: %s" % (name, message))
 
     def summary(self):
         for name, o in self.ops.items():
             notes = "".join(", %d %s" % (v, k) for k, v in o["notes"].items())
-            print("%s: %d values%s, %d mismatches" % (name, o["values"], notes, o["mismatches"]))
+            fails = ", %d other failures" % o["failures"] if o.get("failures") else ""
+            print("%s: %d values%s, %d mismatches%s" % (name, o["values"], notes, o["mismatches"], fails))
 
 
 def check_error(report, name, resp, what):
@@ -181,16 +184,16 @@ def edge_values(rng, scale_f, zp, qmin, qmax, n):
     inv = F32(1.0) / F32(scale_f)
     lo, hi = qmin - zp, qmax - zp  # representable steps
     span = hi - lo
-    k = np.concatenate([
-        rng.randint(-300, 300, n // 4),
-        lo + rng.randint(-3, 4, n // 16), hi + rng.randint(-3, 4, n // 16),
-        rng.randint(max(lo - 50, -2 ** 30), min(hi + 50, 2 ** 30), n // 8),
-        rng.choice([2 ** 22 - 1, 2 ** 23, 2 ** 24, -2 ** 23, -2 ** 24, 2 ** 22 + 1], n // 32 + 1),
-    ]).astype(np.int64)
+    parts = [lo + rng.randint(-3, 4, n // 16), hi + rng.randint(-3, 4, n // 16),
+             rng.randint(max(lo - 8, -2 ** 30), min(hi + 8, 2 ** 30) + 1, n // 2)]
+    if span > 2 ** 20:  # qint32-like ranges: also small steps and float32's integer limits
+        parts += [rng.randint(-300, 300, n // 4),
+                  rng.choice([2 ** 22 - 1, 2 ** 23, 2 ** 24, -2 ** 23, -2 ** 24, 2 ** 22 + 1], n // 16)]
+    k = np.concatenate(parts).astype(np.int64)
     with np.errstate(all="ignore"):
         ties = ties_near(inv, k) if np.isfinite(inv) and inv != 0 else np.zeros(0, F32)
         grid = (k.astype(np.float64) * float(scale_f)).astype(F32)
-        big = log_uniform(rng, 1.0, 1e30, n // 16) * float(scale_f) * (min(span, 2 ** 33) + 1)
+        big = log_uniform(rng, 1.0, 1e30, n // 32) * float(scale_f) * (min(span, 2 ** 33) + 1)
         ulo, uhi = (lo - 20.0) * float(scale_f), (hi + 20.0) * float(scale_f)
         if span > 2 ** 20:
             ulo, uhi = -1000.0 * float(scale_f), 1000.0 * float(scale_f)
@@ -199,7 +202,7 @@ def edge_values(rng, scale_f, zp, qmin, qmax, n):
             np.concatenate([big, -big]).astype(F32),
             np.asarray([np.inf, -np.inf, np.nan, 0.0, -0.0, 3.4028235e38, -3.4028235e38, 1e-45, -1e-45,
                         1.17549435e-38], dtype=F32),
-            rng.uniform(ulo, uhi, n).astype(F32)]).astype(F32)
+            rng.uniform(ulo, uhi, n // 2).astype(F32)]).astype(F32)
     n_ties = min(len(ties), n // 4)
     ties = ties[rng.choice(len(ties), n_ties, replace=False)] if n_ties else ties[:0]
     specials = others[3 * len(grid) + 2 * len(big): 3 * len(grid) + 2 * len(big) + 10]
@@ -213,8 +216,11 @@ def edge_values(rng, scale_f, zp, qmin, qmax, n):
 
 def zero_points(rng, qmin, qmax):
     mid = (qmin + qmax) // 2
-    return [qmin, qmax, 0 if qmin <= 0 <= qmax else qmin, mid, int(rng.randint(qmin, qmax))
-            if qmax - qmin < 2 ** 31 else int(rng.randint(-1000, 1000))]
+    if qmax - qmin >= 2 ** 31:
+        rand = int(rng.randint(-1000, 1000))
+    else:
+        rand = int(rng.randint(qmin, qmax + 1))
+    return [qmin, qmax, 0 if qmin <= 0 <= qmax else qmin, mid, rand]
 
 
 def quant_stages(x, scale_double, zp):
@@ -495,6 +501,11 @@ def observer_ranges(rng, n, qmin, qmax):
     return mins, maxs
 
 
+# Observed ranges with an infinite end (an input that held +-inf). Only (+inf, -inf), the
+# never-observed state, is "invalid"; these go through the formulas and give infinite scales.
+NONFINITE_RANGES = [(-np.inf, 5.0), (-1.0, np.inf), (-np.inf, np.inf), (np.inf, np.inf), (-np.inf, -np.inf),
+                    (0.0, np.inf), (-np.inf, 0.0)]
+
 EPS_DEFAULT = float(torch.finfo(torch.float32).eps)
 # (dtype, qscheme, quant_min, quant_max, reduce_range, eps)
 OBSERVER_CONFIGS = [
@@ -558,6 +569,8 @@ def check_observers(probe, report, rng, quick):
         tmin, tmax = DTYPES[dt][3:5]
         rq = (qmin if qmin is not None else tmin, qmax if qmax is not None else tmax)
         mins, maxs = observer_ranges(rng, n, *rq)
+        mins = np.concatenate([mins, np.asarray([p[0] for p in NONFINITE_RANGES], F32)])
+        maxs = np.concatenate([maxs, np.asarray([p[1] for p in NONFINITE_RANGES], F32)])
         jobs.append((cfg, spec_t, kw_t, mins, maxs))
     reqs = []
     for cfg, spec_t, kw_t, mins, maxs in jobs:
@@ -573,6 +586,7 @@ def check_observers(probe, report, rng, quick):
         # per-tensor: MinMaxObserver and MovingAverageMinMaxObserver, buffers set directly
         if not check_error(report, "observer per-tensor qparams", rt, ctx):
             idx = rng.choice(len(mins), min(per_tensor_calls, len(mins)), replace=False)
+            idx = np.union1d(idx, np.arange(len(mins) - len(NONFINITE_RANGES), len(mins)))  # always these
             sub = {"scale_bits": [rt["scale_bits"][i] for i in idx], "zero_point": [rt["zero_point"][i] for i in idx],
                    "branch": [rt["branch"][i] for i in idx]}
             for cls in (obs.MinMaxObserver, obs.MovingAverageMinMaxObserver):
@@ -630,8 +644,8 @@ def threshold_ranges(rng, qmin, qmax):
 def check_choose_qparams(probe, report, rng, quick):
     op_row = "choose_qparams (fused op, per-row)"
     op_t = "choose_qparams (fused op, per-tensor)"
-    n = 150 if quick else 600
-    per_tensor_calls = 40 if quick else 150
+    n = 150 if quick else 1200
+    per_tensor_calls = 40 if quick else 300
     jobs = []
     for qmin, qmax in CHOOSE_RANGES:
         mins, maxs = observer_ranges(rng, n, qmin, qmax)
@@ -642,35 +656,44 @@ def check_choose_qparams(probe, report, rng, quick):
         mins[swap], maxs[swap] = maxs[swap], mins[swap]
         for sym in (False, True):
             jobs.append((qmin, qmax, sym, mins, maxs))
-    reqs = [{"op": "choose_quantization_params", "rule": "aten", "min_bits": bits(mins), "max_bits": bits(maxs),
-             "qmin": qmin, "qmax": qmax, "preserve_sparsity": sym} for qmin, qmax, sym, mins, maxs in jobs]
+    nf_min = np.asarray([p[0] for p in NONFINITE_RANGES], F32)
+    nf_max = np.asarray([p[1] for p in NONFINITE_RANGES], F32)
+    reqs = []
+    for qmin, qmax, sym, mins, maxs in jobs:
+        for a, b in ((mins, maxs), (nf_min, nf_max)):
+            reqs.append({"op": "choose_quantization_params", "rule": "aten", "min_bits": bits(a), "max_bits": bits(b),
+                         "qmin": qmin, "qmax": qmax, "preserve_sparsity": sym})
+    resps = probe.run(reqs)
     off, on = torch.tensor([0], dtype=torch.long), torch.tensor([1], dtype=torch.long)
-    for (qmin, qmax, sym, mins, maxs), resp in zip(jobs, probe.run(reqs)):
+    for j, (qmin, qmax, sym, mins, maxs) in enumerate(jobs):
+        resp, resp_nf = resps[2 * j], resps[2 * j + 1]
         ctx = "range=[%d,%d] symmetric_quant=%s" % (qmin, qmax, sym)
-        if check_error(report, op_row, resp, ctx):
+        if check_error(report, op_row, resp, ctx) or check_error(report, op_t, resp_nf, ctx):
             continue
+        # the per-row call site: every range at once
         c = len(mins)
         rmin, rmax = torch.from_numpy(mins.copy()), torch.from_numpy(maxs.copy())
         scale = torch.zeros(c, dtype=torch.float32)
         zp = torch.zeros(c, dtype=torch.int32)
         torch.fused_moving_avg_obs_fake_quant(torch.zeros(c, 1), off, on, rmin, rmax, scale, zp, 0.01, qmin, qmax,
                                               0, True, sym)
-        below = int(np.sum(np.asarray(resp["scale_double"]) < SMALL_SCALE))
+        sd = np.asarray([np.nan if v is None else v for v in resp["scale_double"]])  # JSON null = inf/nan
         compare_qparams(report, op_row, mins, maxs, scale.numpy(), zp.numpy(), resp, ctx)
-        report.count(op_row, 0, **{"below 6.1e-5": below})
-        # the per-tensor call site on a sample
+        report.count(op_row, 0, **{"below 6.1e-5": int(np.sum(sd < SMALL_SCALE))})
+        # the per-tensor call site: a sample, plus infinite ends (the per-row op rejects the
+        # INT32_MIN zero point those give in its own fake-quant step)
         idx = rng.choice(c, min(per_tensor_calls, c), replace=False)
+        s_mins = np.concatenate([mins[idx], nf_min])
+        s_maxs = np.concatenate([maxs[idx], nf_max])
+        sub = {k: [resp[k][i] for i in idx] + resp_nf[k] for k in ("scale_bits", "zero_point", "branch")}
         ts, tz = [], []
-        for i in idx:
+        for mn, mx in zip(s_mins, s_maxs):
             s1, z1 = torch.ones(1), torch.zeros(1, dtype=torch.int32)
-            torch.fused_moving_avg_obs_fake_quant(torch.zeros(4), off, on, torch.tensor([float(mins[i])]),
-                                                  torch.tensor([float(maxs[i])]), s1, z1, 0.01, qmin, qmax, 0,
-                                                  False, sym)
+            torch.fused_moving_avg_obs_fake_quant(torch.zeros(4), off, on, torch.tensor([float(mn)]),
+                                                  torch.tensor([float(mx)]), s1, z1, 0.01, qmin, qmax, 0, False, sym)
             ts.append(float(s1[0]))
             tz.append(int(z1[0]))
-        sub = {"scale_bits": [resp["scale_bits"][i] for i in idx], "zero_point": [resp["zero_point"][i] for i in idx],
-               "branch": [resp["branch"][i] for i in idx]}
-        compare_qparams(report, op_t, mins[idx], maxs[idx], np.asarray(ts, F32), tz, sub, ctx)
+        compare_qparams(report, op_t, s_mins, s_maxs, np.asarray(ts, F32), tz, sub, ctx)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -827,51 +850,83 @@ CONV_GEOMETRIES = [
 
 
 def conv_case(rng, engine, geo, variant):
+    """One conv case. Weights are drawn around their zero point so every output's real value is
+    roughly symmetric; with a bias, each channel is then shifted into the window the output zero
+    point leaves representable, so outputs spread over [0, 255] even with zero points at the ends."""
     name, n, cin, cout, h, w, kh, kw, stride, pad, dil, groups = geo
     per_channel = variant % 2 == 1
     relu = (variant // 2) % 2 == 1
     with_bias = variant % 3 != 2
+    # every 4th case uses power-of-two scales (and a bias on half steps of x_s * w_s): then the
+    # requantized values, and qnnpack's int32 bias, land exactly on .5 ties, where the engines'
+    # rounding order (RNE then + zp, or + zp then RNE) shows
+    pow2 = variant % 4 == 3
     x_zp = int([0, 255, 128, rng.randint(1, 255)][variant % 4])
-    x_s = f32(log_uniform(rng, 1e-3, 0.5))
+    x_s = 2.0 ** -int(rng.randint(3, 9)) if pow2 else f32(log_uniform(rng, 1e-3, 0.5))
     if variant % 5 == 4:  # inputs bunched around the zero point
         xb = np.clip(x_zp + rng.randint(-20, 21, (n, cin, h, w)), 0, 255)
     else:
         xb = rng.randint(0, 256, (n, cin, h, w))
     wshape = (cout, cin // groups, kh, kw)
-    wb = rng.randint(-128, 128, wshape) if variant % 3 != 1 else rng.randint(-40, 41, wshape)
-    if per_channel:
-        w_s = [f32(v) for v in log_uniform(rng, 1e-3, 0.1, cout)]
-        w_zp = [0] * cout if engine == "onednn" else [int(v) for v in rng.randint(-10, 11, cout)]
+    n_ws = cout if per_channel else 1
+    if pow2:
+        w_s = [2.0 ** -int(e) for e in rng.randint(5, 8, n_ws)]
+    else:  # per-channel scales within a factor 4, so every channel gets a share of the output range
+        w_s = [f32(v) for v in float(log_uniform(rng, 1e-3, 0.05)) * rng.uniform(1.0, 4.0, n_ws)]
+    if engine == "onednn":
+        w_zp = [0] * n_ws
+    elif per_channel:
+        w_zp = [int(v) for v in rng.randint(-10, 11, cout)]
     else:
-        w_s = [f32(log_uniform(rng, 1e-3, 0.1))]
-        w_zp = [0] if engine == "onednn" else [int(rng.choice([0, 0, 3, -7, 20, -128 + 20]))]
-    # exact accumulators and the real-valued outputs they stand for
-    wz = np.asarray(w_zp if per_channel else w_zp * cout, dtype=np.float64).reshape(cout, 1, 1, 1)
-    acc = F.conv2d(torch.from_numpy(xb.astype(np.float64) - x_zp), torch.from_numpy(wb.astype(np.float64) - wz),
+        w_zp = [int(rng.choice([0, 0, 3, -7, 20, -108]))]
+    wz = np.asarray(w_zp if per_channel else w_zp * cout, dtype=np.int64).reshape(cout, 1, 1, 1)
+    spread = 128 if variant % 3 != 1 else 40  # full-range weights, or narrow ones
+    wb = np.clip(wz + rng.randint(-spread, spread + 1, wshape), -128, 127)
+    # exact accumulators and the real values they stand for
+    acc = F.conv2d(torch.from_numpy(xb.astype(np.float64) - x_zp), torch.from_numpy((wb - wz).astype(np.float64)),
                    None, stride, pad, dil, groups).numpy()
     ws = np.asarray(w_s if per_channel else w_s * cout, dtype=np.float64).reshape(1, cout, 1, 1)
-    y = acc * x_s * ws
+    y0 = acc * x_s * ws
+    out_zp = int([0, 255, 128, rng.randint(1, 255), 0, 255][variant % 6])
+    if relu and out_zp == 255 and variant != 7:
+        out_zp = 0  # relu with zero point 255 can only give 255: keep one such edge case (variant 7)
+    per_ch = y0.transpose(1, 0, 2, 3).reshape(cout, -1)
+    width = float(np.max(np.percentile(per_ch, 97, axis=1) - np.percentile(per_ch, 3, axis=1)))
     bias = None
     if with_bias:
-        mag = float(np.std(y)) if np.std(y) > 0 else 1.0
-        bias = (rng.normal(0, mag, cout)).astype(F32)
+        # output scale from the widest channel; each channel's median moved to the window centre
+        out_s = f32(max(width, 1e-6) / 255.0 * rng.uniform(0.7, 1.3))
+        lo, hi = (0 - out_zp) * out_s, (255 - out_zp) * out_s
+        if relu:
+            lo = max(lo, 0.0)
+        centre = 0.5 * (lo + hi) if hi > lo else hi
+        if pow2:
+            out_s = 2.0 ** round(math.log2(out_s))
+            lo, hi = (0 - out_zp) * out_s, (255 - out_zp) * out_s
+            centre = 0.5 * (max(lo, 0.0) if relu else lo) + 0.5 * hi
+        bias = (centre - np.median(per_ch, axis=1) + rng.normal(0, 0.05 * (hi - lo + 1e-9), cout)).astype(F32)
+        if pow2:  # on half steps of the accumulator grid x_s * w_s
+            grid = x_s * np.asarray(w_s if per_channel else w_s * cout)
+            bias = ((np.floor(bias / grid) + rng.choice([0.0, 0.5, 0.25], cout)) * grid).astype(F32)
         if variant % 7 == 0:
             bias[0] = 0.0
-        y = y + bias.astype(np.float64).reshape(1, cout, 1, 1)
-    out_zp = int([0, 255, 128, rng.randint(1, 255), 0, 255][variant % 6])
+    else:
+        # zero-centred outputs: the side the zero point leaves representable gets the full range
+        half = float(np.max(np.percentile(np.abs(per_ch), 97, axis=1)))
+        steps = max(255 - out_zp, out_zp)
+        out_s = f32(max(half, 1e-6) / steps * rng.uniform(0.7, 1.3))
+        if pow2:
+            out_s = 2.0 ** round(math.log2(out_s))
+    # exact real output / out_s; its .5 ties are where the rounding order matters
+    real = y0 + (0.0 if bias is None else bias.astype(np.float64).reshape(1, cout, 1, 1))
     if relu:
-        y = np.maximum(y, 0)
-    ymax, ymin = float(np.max(y)), float(np.min(y))
-    cands = []
-    if out_zp < 255 and ymax > 0:
-        cands.append(ymax / (255 - out_zp))
-    if out_zp > 0 and ymin < 0:
-        cands.append(-ymin / out_zp)
-    out_s = f32(max(cands) * rng.uniform(0.5, 1.1)) if cands else f32(max(abs(ymax), abs(ymin), 1e-3) / 128)
+        real = np.maximum(real, 0.0)
+    steps_exact = real / out_s
+    ties = int(np.sum(np.abs(steps_exact - np.floor(steps_exact) - 0.5) == 0)) if pow2 else 0
     edge = relu and out_zp == 255  # everything is 255 by construction: excluded from the spread guard
     return dict(name=name, engine=engine, variant=variant, xb=xb, x_s=x_s, x_zp=x_zp, wb=wb, w_s=w_s, w_zp=w_zp,
                 per_channel=per_channel, bias=bias, out_s=out_s, out_zp=out_zp, relu=relu, stride=stride, pad=pad,
-                dil=dil, groups=groups, acc=acc, edge=edge)
+                dil=dil, groups=groups, acc=acc, edge=edge, ties=ties)
 
 
 def torch_conv(c):
@@ -891,7 +946,7 @@ def torch_conv(c):
 
 
 def check_conv(probe, report, rng, quick):
-    variants = 4 if quick else 12
+    variants = 8 if quick else 36
     saved = torch.backends.quantized.engine
     for engine in ("qnnpack", "onednn"):
         op = "conv2d %s" % engine
@@ -919,7 +974,7 @@ def check_conv(probe, report, rng, quick):
                 continue
             t = t.astype(np.int64)
             interior = int(np.sum((t > 0) & (t < 255)))
-            report.count(op, t.size, **{"relu": t.size if c["relu"] else 0})
+            report.count(op, t.size, **{"relu": t.size if c["relu"] else 0, "exact requant ties": c["ties"]})
             if not c["edge"]:
                 seen[np.unique(t)] = True
                 interior_total += interior

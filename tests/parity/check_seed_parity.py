@@ -39,11 +39,18 @@ ENGINES = ("qnnpack", "onednn")
 OBSERVERS = ("fused", "plain")
 RANDOM_ROWS = (1, 2, 3, 7, 16, 64, 256)
 FIXED_KS = (0.01, 0.005, 0.001, 1000.0, 0.5, 2.0, 3.0)
-# The fused module's C++ ChooseQuantizationParams floors scales at f(6.1e-5) (numerics.md 2.1 step
-# 4): for weight min 0, max k its scale is k/255, so the floor starts just below this k.
+# The fused module's C++ ChooseQuantizationParams floors scales at f(6.1e-5) (numerics.md eq. 2.4): for weight min 0, max k its scale is k/255, so the floor starts just below this k.
 _FLOOR_K = float(np.float32(6.1e-5)) * 255.0
 EDGE_KS = (float(np.nextafter(_FLOOR_K, 0.0)), _FLOOR_K, float(np.nextafter(_FLOOR_K, 1.0)))
 FIXED_ROWS = 16
+KNOB_CASES = (
+    {"weight_qscheme": "per_tensor_affine"},
+    {"weight_quant_min": -127},
+    {"reduce_range": True},
+    {"weight_pattern": "negative"},
+    {"weight_pattern": "mixed"},
+    {"weight_observer_max": 1.0 * 127.5 / 127.0},
+)
 MEAN_RTOL = 1e-5
 PATH_KEYS = ("bins_row", "weight_scale", "weight_zero_point", "input_scale", "input_zero_point",
              "output_scale", "output_zero_point")
@@ -56,6 +63,14 @@ def build_cases(n_random: int, seed: int):
         for e in ENGINES:
             for o in OBSERVERS:
                 cases.append(dict(k=k, engine=e, observer=o, rows=FIXED_ROWS, origin="fixed"))
+    # The quantization knobs qparity exposes beyond the seed, each alone, on both engines and
+    # observers, at the seed's k and at a k below the fused module's scale floor.
+    for knobs in KNOB_CASES:
+        for k in (1.0, 0.01):
+            for e in ENGINES:
+                for o in OBSERVERS:
+                    cases.append(dict(k=k, engine=e, observer=o, rows=2, knobs=knobs,
+                                      origin="knobs"))
     rng = random.Random(seed)
     for i in range(n_random):
         k = 10.0 ** rng.uniform(-3.0, 3.0)
@@ -65,8 +80,19 @@ def build_cases(n_random: int, seed: int):
 
 
 def case_label(c) -> str:
-    return "k=%r backend=%s observer=%s rows=%d (%s)" % (c["k"], c["engine"], c["observer"],
-                                                         c["rows"], c["origin"])
+    return "k=%r backend=%s observer=%s rows=%d knobs=%s (%s)" % (
+        c["k"], c["engine"], c["observer"], c["rows"], c.get("knobs") or {}, c["origin"])
+
+
+def knob_flags(knobs) -> list:
+    """qparity seed options for a knob dictionary (oracle.DEFAULT_KNOBS keys)."""
+    flags = []
+    for key, value in (knobs or {}).items():
+        if key == "reduce_range":
+            flags += ["--reduce-range"] if value else []
+        elif value is not None:
+            flags += ["--" + key.replace("_", "-"), repr(value) if isinstance(value, float) else str(value)]
+    return flags
 
 
 # ---- field comparators: each returns None if equal, else a short description of the difference.
@@ -228,7 +254,8 @@ def extra_keys(exp, got, prefix=""):
 
 def run_qparity(binary: str, case, json_path: str, timeout: float):
     cmd = [binary, "seed", "--k", repr(case["k"]), "--backend", case["engine"],
-           "--observer", case["observer"], "--rows", str(case["rows"]), "--json", json_path]
+           "--observer", case["observer"], "--rows", str(case["rows"]), "--json", json_path,
+           *knob_flags(case.get("knobs"))]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
     return cmd, proc
 
@@ -257,7 +284,19 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="qparity-seed-") as tmp:
         for ci, case in enumerate(cases):
             label = case_label(case)
-            exp = oracle.run_seed(case["k"], case["engine"], case["observer"], case["rows"])
+            exp = oracle.run_seed(case["k"], case["engine"], case["observer"], case["rows"],
+                                  case.get("knobs"))
+            if "error" in exp:
+                # PyTorch refuses this configuration; qparity must refuse it too (exit 2).
+                cmd, proc = run_qparity(binary, case, os.path.join(tmp, "refused.json"), a.timeout)
+                if proc.returncode == 2 and proc.stderr.strip():
+                    n_pass += 1
+                    kinds["refused"] = kinds.get("refused", 0) + 1
+                else:
+                    failed.append(label)
+                    print("FAIL %s\n     PyTorch refuses it (%s) but qparity exited %d"
+                          % (label, exp["error"], proc.returncode))
+                continue
             ec = exp["compare"]
             kinds["bins differ" if ec["bin_mismatch_count"] else
                   "fp32 only differs" if ec["fp32_mismatch_count"] else "identical"] += 1

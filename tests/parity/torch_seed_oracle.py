@@ -40,7 +40,16 @@ def f32(x: float) -> float:
     return float(np.float32(x))
 
 
-def make_qconfig(observer: str):
+# Quantization knobs beyond the seed (qparity seed's --weight-qscheme, --weight-quant-min,
+# --reduce-range, --weight-pattern, --weight-observer-max); the defaults are the seed's qconfig.
+DEFAULT_KNOBS = {"weight_qscheme": "per_tensor_symmetric", "weight_quant_min": -128,
+                 "reduce_range": False, "weight_pattern": "identity", "weight_observer_max": None}
+WEIGHT_SIGNS = {"identity": (1.0, 1.0, 1.0), "negative": (-1.0, -1.0, -1.0),
+                "mixed": (1.0, -1.0, 1.0)}
+
+
+def make_qconfig(observer: str, knobs=None):
+    knobs = {**DEFAULT_KNOBS, **(knobs or {})}
     tq = torch.quantization
     if observer == "fused":
         fq = tq.FusedMovingAvgObsFakeQuantize
@@ -49,10 +58,10 @@ def make_qconfig(observer: str):
     else:
         raise ValueError("observer must be one of %s, got %r" % (OBSERVERS, observer))
     activation = fq.with_args(observer=tq.MovingAverageMinMaxObserver,
-                              quant_min=0, quant_max=255, reduce_range=False)
+                              quant_min=0, quant_max=255, reduce_range=knobs["reduce_range"])
     weight = fq.with_args(observer=tq.MovingAverageMinMaxObserver,
-                          quant_min=-128, quant_max=127, dtype=torch.qint8,
-                          qscheme=torch.per_tensor_symmetric)
+                          quant_min=knobs["weight_quant_min"], quant_max=127, dtype=torch.qint8,
+                          qscheme=getattr(torch, knobs["weight_qscheme"]))
     return tq.QConfig(activation=activation, weight=weight)
 
 
@@ -71,22 +80,20 @@ class SeedModel(nn.Module):
         return self.dequant(self.act(self.conv(self.quant(x))))
 
 
-def hand_set_qparams(m, k: float) -> None:
-    """The seed's 'theoretical' qparams, assigned exactly as the seed does (double math, then the
-    tensor constructors round to float32). On the fused modules the scale assignments are
-    overwritten by the next forward, and the min_val/max_val set on the fake-quant module itself
-    (not on its observer) are inert attributes; both are kept for fidelity."""
-    m.conv.weight_fake_quant.scale = torch.Tensor([2.0 * k / 255.0])
-    m.conv.weight_fake_quant.activation_post_process.min_val = torch.tensor(0.0)
-    m.conv.weight_fake_quant.activation_post_process.max_val = torch.tensor(k)
-    m.conv.activation_post_process.scale = torch.Tensor([k / 255.0])
-    m.conv.activation_post_process.min_val = torch.tensor(0.0)
-    m.conv.activation_post_process.max_val = torch.tensor(k)
-    m.conv.activation_post_process.activation_post_process.min_val = torch.tensor(0.0)
-    m.conv.activation_post_process.activation_post_process.max_val = torch.tensor(k)
-    m.quant.activation_post_process.scale = torch.Tensor([1.0 / 255.0])
-    m.quant.activation_post_process.activation_post_process.min_val = torch.tensor(0.0)
-    m.quant.activation_post_process.activation_post_process.max_val = torch.tensor(1.0)
+def hand_set_qparams(m, k: float, weight_min: float, weight_max: float) -> None:
+    """The seed's 'theoretical' qparams: each fake-quant module gets a scale computed in double
+    (the tensor constructor rounds it to float32) and its observer a [min, max] range. On the
+    fused modules the scales are overwritten by the next forward; that is the point."""
+    targets = (
+        # module,                          scale,             observer min, observer max
+        (m.conv.weight_fake_quant,          2.0 * k / 255.0,   weight_min,   weight_max),
+        (m.conv.activation_post_process,    k / 255.0,         0.0,          k),
+        (m.quant.activation_post_process,   1.0 / 255.0,       0.0,          1.0),
+    )
+    for module, scale, low, high in targets:
+        module.scale = torch.Tensor([scale])
+        module.activation_post_process.min_val = torch.tensor(low)
+        module.activation_post_process.max_val = torch.tensor(high)
 
 
 def seed_input(rows: int) -> torch.Tensor:
@@ -99,27 +106,33 @@ def _rows_identical(bins: np.ndarray) -> bool:
     return bool((bins == ref[None, None, None, :]).all())
 
 
-def run_seed(k: float, engine: str, observer: str, rows: int) -> dict:
+def run_seed(k: float, engine: str, observer: str, rows: int, knobs=None) -> dict:
     if engine not in ENGINES:
         raise ValueError("engine must be one of %s, got %r" % (ENGINES, engine))
     if rows < 1:
         raise ValueError("rows must be >= 1")
     k = float(k)
+    knobs = {**DEFAULT_KNOBS, **(knobs or {})}
     tq = torch.quantization
     torch.backends.quantized.engine = engine
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        qconfig = make_qconfig(observer)
+        qconfig = make_qconfig(observer, knobs)
         model = SeedModel(qconfig)
         model.conv.bias = nn.Parameter(torch.zeros_like(model.conv.bias))
-        model.conv.weight = nn.Parameter(k * torch.eye(3).reshape(model.conv.weight.shape))
+        signs = torch.diag(torch.tensor(WEIGHT_SIGNS[knobs["weight_pattern"]]))
+        model.conv.weight = nn.Parameter(k * signs.reshape(model.conv.weight.shape))
+        weight_min = min(0.0, float(model.conv.weight.min()))
+        weight_max = max(0.0, float(model.conv.weight.max()))
+        if knobs["weight_observer_max"] is not None:
+            weight_max = float(knobs["weight_observer_max"])
         tq.fuse_modules(model, [["conv", "act"]], inplace=True)
 
         m = tq.prepare_qat(model).train()
         m.eval()
         m.apply(tq.disable_observer).eval()
-        hand_set_qparams(m, k)
+        hand_set_qparams(m, k, weight_min, weight_max)
 
         x = seed_input(rows)
 
@@ -144,7 +157,10 @@ def run_seed(k: float, engine: str, observer: str, rows: int) -> dict:
             "output_zero_point": fq_out_zp,
         }
         fq_q = torch.quantize_per_tensor(captured["x"], float(fq_out_scale), fq_out_zp, torch.quint8)
-        fq_bins_t = fq_q.int_repr()
+        # quantize_per_tensor clamps to quint8's [0, 255]; the fake quant clamps to its own range.
+        fq_bins_t = fq_q.int_repr().clamp(ofq.activation_post_process.quant_min,
+                                          ofq.activation_post_process.quant_max)
+        fq_q = torch._make_per_tensor_quantized_tensor(fq_bins_t, float(fq_out_scale), fq_out_zp)
         # The bins must be the ones the fake-quant output module really chose: dequantizing them
         # has to give the QAT output bit for bit (DeQuantStub is the identity in the QAT model).
         redeq = fq_q.dequantize()
@@ -155,8 +171,13 @@ def run_seed(k: float, engine: str, observer: str, rows: int) -> dict:
 
         # ---- int8 (converted) path -------------------------------------------------------
         m.dequant = nn.Identity()
-        mq = tq.convert(m, inplace=False)
-        out_q = mq(x)
+        try:
+            mq = tq.convert(m, inplace=False)
+            out_q = mq(x)
+        except RuntimeError as e:  # the engine refuses the model (e.g. onednn, weight zp != 0)
+            return {"scenario": {"k": k, "backend": engine, "observer": observer,
+                                 "rows": int(rows), "knobs": knobs},
+                    "error": str(e).splitlines()[0]}
 
     qw = mq.conv.weight()
     int8_path = {
@@ -190,7 +211,8 @@ def run_seed(k: float, engine: str, observer: str, rows: int) -> dict:
     key_order = ["bins_row", "weight_scale", "weight_zero_point", "input_scale", "input_zero_point",
                  "output_scale", "output_zero_point"]
     return {
-        "scenario": {"k": k, "backend": engine, "observer": observer, "rows": int(rows)},
+        "scenario": {"k": k, "backend": engine, "observer": observer, "rows": int(rows),
+                     "knobs": knobs},
         "paths": {"fake_quant": {key: fq_path[key] for key in key_order},
                   "int8": {key: int8_path[key] for key in key_order}},
         "compare": {
@@ -210,9 +232,18 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", choices=ENGINES, default="qnnpack")
     ap.add_argument("--observer", choices=OBSERVERS, default="fused")
     ap.add_argument("--rows", type=int, default=256)
+    ap.add_argument("--weight-qscheme", default="per_tensor_symmetric",
+                    choices=("per_tensor_symmetric", "per_tensor_affine"))
+    ap.add_argument("--weight-quant-min", type=int, default=-128)
+    ap.add_argument("--reduce-range", action="store_true")
+    ap.add_argument("--weight-pattern", default="identity", choices=tuple(WEIGHT_SIGNS))
+    ap.add_argument("--weight-observer-max", type=float, default=None)
     ap.add_argument("--json", metavar="FILE", help="write the JSON here instead of stdout")
     a = ap.parse_args(argv)
-    res = run_seed(a.k, a.backend, a.observer, a.rows)
+    knobs = {"weight_qscheme": a.weight_qscheme, "weight_quant_min": a.weight_quant_min,
+             "reduce_range": a.reduce_range, "weight_pattern": a.weight_pattern,
+             "weight_observer_max": a.weight_observer_max}
+    res = run_seed(a.k, a.backend, a.observer, a.rows, knobs)
     text = json.dumps(res, indent=2)
     if a.json:
         with open(a.json, "w") as fh:

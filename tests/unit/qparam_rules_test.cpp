@@ -1,4 +1,4 @@
-// The qparam rules on the cases docs/numerics.md §2.2 tabulates (verified there against
+// The qparam rules on the cases docs/numerics.md tabulates (Table 2 in §2) (verified there against
 // the real library; the parity suite re-checks them on random ranges).
 #include <gtest/gtest.h>
 

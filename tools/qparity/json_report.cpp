@@ -79,6 +79,12 @@ std::string render_seed_json(const SeedResult& r, const RunContext& context) {
         {"backend", r.options.backend},
         {"observer", to_string(r.options.observer)},
         {"rows", r.options.rows},
+        {"weight_qscheme", to_string(r.options.weight_qscheme)},
+        {"weight_quant_min", r.options.weight_quant_min},
+        {"reduce_range", r.options.activation_reduce_range},
+        {"weight_pattern", to_string(r.options.weight_pattern)},
+        {"weight_observer_max", r.options.weight_observer_max ? Json(*r.options.weight_observer_max)
+                                                               : Json(nullptr)},
         {"shape", {r.output_shape.n, r.output_shape.c, r.output_shape.h, r.output_shape.w}}}},
       {"profile",
        {{"name", p.name},

@@ -19,30 +19,41 @@
 namespace qparity::cli {
 namespace {
 
-double parse_k(const std::string& text) {
+// A finite double, or an error naming the option.
+double parse_finite(const std::string& option, const std::string& text) {
   double value = 0.0;
   const char* end = text.data() + text.size();
   const auto [ptr, ec] = std::from_chars(text.data(), end, value);
   if (text.empty() || ec == std::errc::invalid_argument || ptr != end) {
-    throw std::invalid_argument("--k: '" + text + "' is not a number");
+    throw std::invalid_argument(option + ": '" + text + "' is not a number");
   }
   if (ec == std::errc::result_out_of_range || !std::isfinite(value)) {
-    throw std::invalid_argument("--k: '" + text + "' is not a finite number");
+    throw std::invalid_argument(option + ": '" + text + "' is not a finite number");
   }
+  return value;
+}
+
+double parse_k(const std::string& text) {
+  const double value = parse_finite("--k", text);
   if (!(value > 0.0)) throw std::invalid_argument("--k: '" + text + "' must be greater than 0");
   return value;
 }
 
-int64_t parse_rows(const std::string& text) {
+int64_t parse_integer(const std::string& option, const std::string& text) {
   int64_t value = 0;
   const char* end = text.data() + text.size();
   const auto [ptr, ec] = std::from_chars(text.data(), end, value);
   if (text.empty() || ec == std::errc::invalid_argument || ptr != end) {
-    throw std::invalid_argument("--rows: '" + text + "' is not an integer");
+    throw std::invalid_argument(option + ": '" + text + "' is not an integer");
   }
   if (ec == std::errc::result_out_of_range) {
-    throw std::invalid_argument("--rows: '" + text + "' is too large");
+    throw std::invalid_argument(option + ": '" + text + "' is too large");
   }
+  return value;
+}
+
+int64_t parse_rows(const std::string& text) {
+  const int64_t value = parse_integer("--rows", text);
   if (value <= 0) throw std::invalid_argument("--rows: '" + text + "' must be at least 1");
   return value;
 }
@@ -90,6 +101,29 @@ SeedOptions validate(const SeedCommandOptions& raw) {
   }
   o.observer = *observer;
   o.rows = parse_rows(raw.rows);
+  if (raw.weight_qscheme == "per_tensor_symmetric") {
+    o.weight_qscheme = QScheme::kPerTensorSymmetric;
+  } else if (raw.weight_qscheme == "per_tensor_affine") {
+    o.weight_qscheme = QScheme::kPerTensorAffine;
+  } else {
+    throw std::invalid_argument("--weight-qscheme: unknown qscheme '" + raw.weight_qscheme +
+                                "' (choose per_tensor_symmetric or per_tensor_affine)");
+  }
+  o.weight_quant_min = parse_integer("--weight-quant-min", raw.weight_quant_min);
+  if (o.weight_quant_min < -128 || o.weight_quant_min > 126) {
+    throw std::invalid_argument("--weight-quant-min: " + raw.weight_quant_min +
+                                " must be in [-128, 126] (the range ends at 127)");
+  }
+  o.activation_reduce_range = raw.reduce_range;
+  const auto pattern = parse_weight_pattern(raw.weight_pattern);
+  if (!pattern) {
+    throw std::invalid_argument("--weight-pattern: unknown pattern '" + raw.weight_pattern +
+                                "' (choose identity, negative or mixed)");
+  }
+  o.weight_pattern = *pattern;
+  if (raw.weight_observer_max) {
+    o.weight_observer_max = parse_finite("--weight-observer-max", *raw.weight_observer_max);
+  }
   validate_seed_options(o);
   check_memory(o.rows);
   return o;
@@ -115,6 +149,29 @@ void add_seed_options(CLI::App& command, SeedCommandOptions& o) {
   command.add_option("--rows", o.rows, "Input height; the width is always the 256-value ramp")
       ->type_name("N")
       ->capture_default_str();
+  command.add_option("--weight-qscheme", o.weight_qscheme,
+                     "Weight fake-quant qscheme: per_tensor_symmetric (the seed) or per_tensor_affine")
+      ->type_name("NAME")
+      ->capture_default_str()
+      ->group("Quantization knobs");
+  command.add_option("--weight-quant-min", o.weight_quant_min,
+                     "Weight quant_min (quant_max stays 127); -127 gives the symmetric [-127, 127]")
+      ->type_name("INT")
+      ->capture_default_str()
+      ->group("Quantization knobs");
+  command.add_flag("--reduce-range", o.reduce_range,
+                   "Activation fake-quants with reduce_range=True ([0, 127] instead of [0, 255])")
+      ->group("Quantization knobs");
+  command.add_option("--weight-pattern", o.weight_pattern,
+                     "Conv weights: identity (k*I, the seed), negative (-k*I) or mixed "
+                     "(k*diag(1,-1,1))")
+      ->type_name("NAME")
+      ->capture_default_str()
+      ->group("Quantization knobs");
+  command.add_option("--weight-observer-max", o.weight_observer_max,
+                     "Hand-set the weight observer's max_val to this value instead of max(W) = k")
+      ->type_name("FLOAT")
+      ->group("Quantization knobs");
   command.add_option("--json", o.json_path,
                      "Also write the full result as JSON to FILE (see docs/json.md); written "
                      "atomically")

@@ -13,6 +13,12 @@ struct SeedCommandOptions {
   std::string backend = "fbgemm";
   std::string observer = "fused";
   std::string rows = "256";
+  // Quantization knobs beyond the seed (defaults: the seed's qconfig).
+  std::string weight_qscheme = "per_tensor_symmetric";
+  std::string weight_quant_min = "-128";
+  bool reduce_range = false;
+  std::string weight_pattern = "identity";
+  std::optional<std::string> weight_observer_max;
   std::optional<std::string> json_path;  // absent = no JSON
 };
 

@@ -1,5 +1,5 @@
 // Rules that turn an observed [min, max] into a scale and zero point
-// (docs/numerics.md §1 and §2). Each rule is named runtime data: a profile or a
+// (docs/numerics.md eq. 1.1-1.5 and 2.1-2.8). Each rule is named runtime data: a profile or a
 // module picks one, and every result records which rule and branch produced it.
 #pragma once
 
@@ -13,12 +13,13 @@
 namespace qparity {
 
 enum class QParamRule {
-  // torch.ao.quantization observers' calculate_qparams (Python, float32 tensor math), §1.2.
+  // torch.ao.quantization observers' calculate_qparams (Python, float32 tensor math), eq. 1.2.
   kPythonObserver,
   // quant_utils::ChooseQuantizationParams, ATen QuantUtils.h (builds without FBGEMM, such as
-  // Debian's), called by the fused fake-quant op, §2.1.
+  // Debian's), called by the fused fake-quant op, eq. 2.1-2.8.
   kAtenChooseQuantizationParams,
-  // fbgemm::ChooseQuantizationParams (official x86 wheels), §2.1 "FBGEMM variant".
+  // fbgemm::ChooseQuantizationParams (official x86 wheels): float scale (eq. 2.3), '+' error
+  // terms (eq. 2.5).
   kFbgemmChooseQuantizationParams,
 };
 
@@ -49,9 +50,14 @@ struct QParamDerivation {
   float scale = 1.0f;               // what ends in the float32 buffer
   int64_t zero_point = 0;
   std::string branch;  // which branch of the rule decided, in words
+  // Limits the rule applied, as data for the diagnosis (the branch text says the same in words).
+  bool raised_to_small_scale_threshold = false;  // eq. 2.4
+  bool raised_to_eps = false;                    // eq. 1.4 / 1.5
+  bool symmetric_step_skipped = false;           // eq. 2.1 not taken although symmetric
 };
 
-// eq. 1.2 (Python observer): scale and zero point from float32 tensor math.
+// eq. 1.2 (Python observer): scale and zero point from float32 tensor math. Throws
+// std::invalid_argument when min > max (PyTorch asserts).
 QParamDerivation python_observer_qparams(float min_val, float max_val, const QuantSpec& spec);
 
 // eq. 2.1-2.8 (ATen or FBGEMM ChooseQuantizationParams) as the fused fake-quant op calls
@@ -63,7 +69,8 @@ QParamDerivation choose_quantization_params(QParamRule rule, float min_val, floa
 QParamDerivation derive_qparams(QParamRule rule, float min_val, float max_val,
                                 const QuantSpec& spec);
 
-// eq. 1.3: MovingAverageMinMaxObserver's running update of one bound.
+// eq. 1.3: the running update of one bound as the fused op does it (an infinite bound takes
+// the current value; the Python observer tests both bounds together instead).
 float moving_average_update(float running, float current, float averaging_constant);
 
 }  // namespace qparity

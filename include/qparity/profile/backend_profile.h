@@ -1,5 +1,5 @@
 // BackendProfile: the numerics of one framework engine, as named runtime data
-// (docs/numerics.md §6). One binary emulates every profile; nothing here is #if.
+// (docs/numerics.md §6-§7). One binary emulates every profile; nothing here is #if.
 #pragma once
 
 #include <optional>
@@ -11,7 +11,7 @@
 
 namespace qparity {
 
-// How the int8 kernel turns an int32 accumulator into an output bin (§6.1).
+// How the int8 kernel turns an int32 accumulator into an output bin (eq. 6.2-6.4).
 enum class RequantScheme {
   // qnnpack: bias rounded to int32 (eq. 6.2), M = f(f(w_s*x_s)*f(1/out_s)), RNE, + zp after.
   kQnnpackFp32,
@@ -21,7 +21,7 @@ enum class RequantScheme {
   kFbgemmFp32,
 };
 
-// How the int32 accumulator itself is formed (§6.3).
+// How the int32 accumulator itself is formed (eq. 6.1 / 6.5).
 enum class AccumulationModel {
   // Exact Σ (x - x_zp)(w - w_zp) in int32 (wrapping), as with VNNI or 16-bit operands.
   kExactInt32,

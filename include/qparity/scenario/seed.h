@@ -72,10 +72,15 @@ struct PathGrids {
   QuantGrid input, weight, output;
 };
 
-// The outputs of one path: float output (fake-quant output or dequantized int8) and bins.
+// The outputs of one path: float output (fake-quant output or dequantized int8) and bins,
+// with the intermediate values the diagnosis classifies elements by.
 struct PathRun {
   std::vector<float> values;
   std::vector<uint8_t> bins;
+  // The value each output rounds, in output steps before the zero point is added
+  // (fake-quant: f(y * f(1/s)); int8: the requantized value, minus zp for onednn).
+  std::vector<float> pre_rounding;
+  std::vector<int32_t> accumulators;  // int8 path only: the int32 accumulators
 };
 
 struct PathResult {
@@ -99,6 +104,7 @@ struct ElementTrace {
   std::vector<Tap> taps;
   // Fake-quant path: the float conv sum; int8 path: the int32 accumulator.
   double accumulator = 0.0;
+  int64_t accumulator_exact = 0;  // int8: the exact Σ (x - x_zp)(w - w_zp), without saturation
   float accumulator_real = 0.0f;  // the accumulator in real units
   float bias = 0.0f;
   float multiplier = 0.0f;   // fake-quant: f(1/out_s); int8: the requant multiplier

@@ -1,0 +1,321 @@
+#include "qparity/diagnose/diagnosis.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include "qparity/numerics/fake_quant.h"
+#include "qparity/numerics/float32.h"
+
+namespace qparity {
+namespace {
+
+std::string num(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+std::string describe_index(const ElementIndex& i) {
+  return "[" + std::to_string(i.n) + ", " + std::to_string(i.c) + ", " + std::to_string(i.h) +
+         ", " + std::to_string(i.w) + "]";
+}
+
+bool same_grid(const QuantGrid& a, const QuantGrid& b) {
+  return a.scale == b.scale && a.zero_point == b.zero_point && a.range == b.range;
+}
+
+constexpr int kPointCount = 3;
+
+QuantGrid& grid_at(PathGrids& g, int p) {
+  return p == 0 ? g.input : (p == 1 ? g.weight : g.output);
+}
+
+const QuantPoint& point_at(const PathResult& r, int p) {
+  return p == 0 ? r.input : (p == 1 ? r.weight : r.output);
+}
+
+std::string describe_grid(const QuantPoint& p) {
+  const QuantGrid& g = p.used.grid;
+  std::string s = "scale " + num(g.scale) + ", zero point " + std::to_string(g.zero_point) +
+                  ", range [" + std::to_string(g.range.min) + ", " + std::to_string(g.range.max) +
+                  "]";
+  if (p.used.derivation) {
+    s += " (" + std::string(to_string(p.used.derivation->rule)) + ": " + p.used.derivation->branch +
+         ")";
+  } else {
+    s += " (module buffers as set)";
+  }
+  return s;
+}
+
+// How one value quantizes on a grid, stage by stage (eq. 4.1 / 5.1).
+std::string describe_quantization(float v, const QuantGrid& g, bool clamp_to_range) {
+  const float inverse = 1.0f / g.scale;
+  const float steps = v * inverse;
+  const float rounded = round_half_even(steps);
+  const bool tie = std::fabs(steps - std::trunc(steps)) == 0.5f;
+  const int64_t unclamped = fake_quant_unclamped_bin(v, g.scale, g.zero_point);
+  const int64_t bin = clamp_to_range ? std::clamp(unclamped, g.range.min, g.range.max) : unclamped;
+  std::string s = num(v) + " * f(1/" + num(g.scale) + ") = " + num(steps) +
+                  (tie ? " (an exact .5 tie)" : "") + " -> RNE " + num(rounded);
+  if (g.zero_point != 0) s += " + zp " + std::to_string(g.zero_point);
+  s += " = bin " + std::to_string(unclamped);
+  if (bin != unclamped) s += ", clamped to " + std::to_string(bin);
+  const float back = dequantize_value(bin, g.scale, g.zero_point);
+  s += " -> " + num(back) + (back == v ? " (exact)" : " (off by " + num(back - v) + ")");
+  return s;
+}
+
+// Limits a rule applied on its way to a grid: the threshold / clamp class.
+std::vector<std::string> limits_hit(const QuantPoint& p, const char* path) {
+  std::vector<std::string> out;
+  if (!p.used.derivation) return out;
+  const QParamDerivation& d = *p.used.derivation;
+  if (d.raised_to_small_scale_threshold) {
+    out.push_back(std::string(path) + " scale was raised to SMALL_SCALE_THRESHOLD 6.1e-05 (the " +
+                  "rule computed " + num(d.scale_before_float) + " from min " + num(d.min_val) +
+                  ", max " + num(d.max_val) + ")");
+  }
+  if (d.raised_to_eps) {
+    out.push_back(std::string(path) + " scale was raised to eps " + num(d.scale) + " (computed " +
+                  num(d.scale_before_float) + ")");
+  }
+  return out;
+}
+
+Finding grid_finding(int p, const SeedExperiment& experiment, const SeedResult& r) {
+  const QuantPoint& fq = point_at(r.fake_quant, p);
+  const QuantPoint& q8 = point_at(r.int8, p);
+  const QuantGrid& a = fq.used.grid;
+  const QuantGrid& b = q8.used.grid;
+  Finding f;
+  f.point = fq.name;
+  f.evidence.push_back("fake-quant " + fq.name + ": " + describe_grid(fq));
+  f.evidence.push_back("int8 " + q8.name + ": " + describe_grid(q8));
+  if (a.scale != b.scale) {
+    f.evidence.push_back("scales differ: int8/fake-quant = " +
+                         num(static_cast<double>(b.scale) / a.scale) + " (" +
+                         std::to_string(ulp_distance(a.scale, b.scale)) + " ulp, " +
+                         num((static_cast<double>(b.scale) - a.scale) / a.scale) + " relative)");
+  }
+  if (a.zero_point != b.zero_point) {
+    f.evidence.push_back("zero points differ: " + std::to_string(a.zero_point) + " vs " +
+                         std::to_string(b.zero_point));
+  }
+  f.evidence.push_back("fake-quant provenance: " + fq.used.provenance);
+  f.evidence.push_back("int8 provenance: " + q8.used.provenance);
+  for (auto& s : limits_hit(fq, "fake-quant")) f.evidence.push_back(s);
+  for (auto& s : limits_hit(q8, "int8")) f.evidence.push_back(s);
+  if (p == 1) {
+    // Representative values: every distinct nonzero weight on both grids.
+    std::vector<float> shown;
+    for (int64_t m = 0; m < kSeedChannels; ++m) {
+      for (const auto& tap : experiment.trace_fake_quant(r.fake_quant.grids(), {0, m, 0, 0}).taps) {
+        if (tap.weight == 0.0f || std::find(shown.begin(), shown.end(), tap.weight) != shown.end()) {
+          continue;
+        }
+        shown.push_back(tap.weight);
+        f.evidence.push_back("weight " + num(tap.weight) + " on the fake-quant grid: " +
+                             describe_quantization(tap.weight, a, true));
+        f.evidence.push_back("weight " + num(tap.weight) + " on the int8 grid: " +
+                             describe_quantization(tap.weight, b, true));
+      }
+    }
+  }
+  return f;
+}
+
+void add_element_evidence(Finding& f, int p, const SeedExperiment& experiment,
+                          const PathGrids& before, const PathGrids& after, const ElementIndex& e) {
+  const ElementTrace t0 = experiment.trace_fake_quant(before, e);
+  const ElementTrace t1 = experiment.trace_fake_quant(after, e);
+  std::string where = "element " + describe_index(e) + ": ";
+  if (p == 0) {
+    for (size_t i = 0; i < t0.taps.size(); ++i) {
+      if (t0.taps[i].input_dequantized == t1.taps[i].input_dequantized) continue;
+      f.evidence.push_back(where + "input " + num(t0.taps[i].input) + " -> fake-quant grid " +
+                           describe_quantization(t0.taps[i].input, before.input, true) +
+                           "; int8 grid " +
+                           describe_quantization(t0.taps[i].input, after.input, true));
+      break;
+    }
+  }
+  if (p == 2) {
+    const float y = std::max(t0.accumulator_real, 0.0f);
+    f.evidence.push_back(where + "conv output " + num(y) + " -> fake-quant grid " +
+                         describe_quantization(y, before.output, true) + "; int8 grid " +
+                         describe_quantization(y, after.output, true));
+  }
+  f.evidence.push_back(where + "bin " + std::to_string(t0.output_bin) + " (" +
+                       num(t0.output_dequantized) + ") becomes " + std::to_string(t1.output_bin) +
+                       " (" + num(t1.output_dequantized) + ") when only the " + f.point +
+                       " grid is swapped to the int8 one");
+}
+
+// Kernel-step classification of one element whose bin differs between the fake-quant path on
+// the int8 grids and the int8 path itself.
+DivergenceClass classify_kernel_element(const SeedExperiment& experiment, const PathGrids& grids,
+                                        const ElementIndex& e, std::string& detail) {
+  const ElementTrace f = experiment.trace_fake_quant(grids, e);
+  const ElementTrace q = experiment.trace_int8(grids, e);
+  if (q.accumulator_exact != static_cast<int64_t>(q.accumulator)) {
+    detail = "the int32 accumulator saturated: exact " + std::to_string(q.accumulator_exact) +
+             ", kernel " + num(q.accumulator) + " (" +
+             std::string(to_string(experiment.profile().accumulation)) + ")";
+    return DivergenceClass::kThresholdClamp;
+  }
+  const QuantGrid& out = grids.output;
+  if (f.unclamped != f.output_bin || (q.unclamped != q.output_bin && f.unclamped == q.unclamped)) {
+    detail = "clamp limits differ: fake-quant clamps bin " + std::to_string(f.unclamped) +
+             " to [" + std::to_string(out.range.min) + ", " + std::to_string(out.range.max) +
+             "] -> " + std::to_string(f.output_bin) + "; the int8 kernel clamps " +
+             std::to_string(q.unclamped) + " to [" +
+             std::to_string(out.zero_point) + ", 255] -> " + std::to_string(q.output_bin);
+    return DivergenceClass::kThresholdClamp;
+  }
+  const float q_steps = q.zero_point_added_before_rounding
+                            ? q.pre_rounding - static_cast<float>(q.zero_point)
+                            : q.pre_rounding;
+  const bool f_tie = std::fabs(f.pre_rounding - std::trunc(f.pre_rounding)) == 0.5f;
+  const bool q_tie = std::fabs(q.pre_rounding - std::trunc(q.pre_rounding)) == 0.5f;
+  if ((f_tie || q_tie) && f.pre_rounding == q_steps) {
+    detail = "both paths reach " + num(f.pre_rounding) + " output steps, an exact .5 tie; " +
+             "fake-quant rounds it (RNE -> " + std::to_string(f.rounded) + ") then adds zp " +
+             std::to_string(f.zero_point) + " = " + std::to_string(f.output_bin) + "; the int8 " +
+             (q.zero_point_added_before_rounding
+                  ? "kernel adds zp first (" + num(q.pre_rounding) + ") and rounds that -> "
+                  : "kernel rounds -> ") +
+             std::to_string(q.output_bin);
+    return DivergenceClass::kRounding;
+  }
+  detail = "pre-rounding value " + num(f.pre_rounding) + " (fake-quant: f(y * f(1/" +
+           num(out.scale) + ")), y = " + num(f.accumulator_real) + ") vs " + num(q_steps) +
+           " (int8: f(f(acc " + num(q.accumulator) + ") * M " + num(q.multiplier) +
+           ")) round to " + std::to_string(f.rounded) + " vs " +
+           std::to_string(q.zero_point_added_before_rounding ? q.rounded - q.zero_point
+                                                            : q.rounded);
+  return DivergenceClass::kRequantPrecision;
+}
+
+std::string class_summary(DivergenceClass c, const std::string& point) {
+  switch (c) {
+    case DivergenceClass::kGridMismatch:
+      return "the " + point + " is quantized on different grids in the two paths";
+    case DivergenceClass::kFloatOnly:
+      return "the " + point + " grids differ only in the last bits of the scale: bins agree, "
+             "dequantized floats differ";
+    case DivergenceClass::kThresholdClamp:
+      return point == "requantization"
+                 ? "the int8 kernel hit a limit the fake-quant path does not have"
+                 : "the " + point + " scale hit a limit (threshold / eps) in one path only";
+    case DivergenceClass::kRounding:
+      return "pre-rounding values sit on .5 ties that the paths round differently";
+    case DivergenceClass::kRequantPrecision:
+      return "the int8 requantization multiplier chain lands on the other side of a rounding "
+             "boundary than the fake-quant float product";
+  }
+  return "";
+}
+
+bool element_differs(const PathRun& a, const PathRun& b, size_t i) {
+  return a.bins[i] != b.bins[i] || a.values[i] != b.values[i];
+}
+
+}  // namespace
+
+std::string_view to_string(DivergenceClass c) {
+  switch (c) {
+    case DivergenceClass::kGridMismatch:
+      return "grid_mismatch";
+    case DivergenceClass::kFloatOnly:
+      return "float_only";
+    case DivergenceClass::kThresholdClamp:
+      return "threshold_clamp";
+    case DivergenceClass::kRounding:
+      return "rounding";
+    case DivergenceClass::kRequantPrecision:
+      return "requantization_precision";
+  }
+  return "?";
+}
+
+Diagnosis diagnose(const SeedExperiment& experiment, const SeedResult& r) {
+  Diagnosis d;
+  const Shape4 shape = r.output_shape;
+  const size_t n = static_cast<size_t>(shape.numel());
+  const PathRun& target = r.int8.run;
+  std::vector<uint8_t> open(n, 0);  // mismatching, not yet explained
+  for (size_t i = 0; i < n; ++i) {
+    if (element_differs(r.fake_quant.run, target, i)) {
+      open[i] = 1;
+      ++d.mismatched_elements;
+    }
+  }
+  for (int p = 0; p < kPointCount; ++p) {
+    if (!same_grid(point_at(r.fake_quant, p).used.grid, point_at(r.int8, p).used.grid)) {
+      d.first_differing_point = point_at(r.fake_quant, p).name;
+      break;
+    }
+  }
+  d.paths_agree = d.mismatched_elements == 0;
+  if (d.paths_agree) return d;
+
+  // Grid step: swap each differing point's grid to the int8 one, in model order.
+  PathGrids grids = r.fake_quant.grids();
+  PathRun previous = r.fake_quant.run;
+  for (int p = 0; p < kPointCount; ++p) {
+    const QuantGrid int8_grid = point_at(r.int8, p).used.grid;
+    if (same_grid(grid_at(grids, p), int8_grid)) continue;
+    const PathGrids before = grids;
+    grid_at(grids, p) = int8_grid;
+    PathRun swapped = experiment.run_fake_quant(grids);
+    Finding f = grid_finding(p, experiment, r);
+    for (size_t i = 0; i < n; ++i) {
+      if (!open[i] || !element_differs(previous, swapped, i)) continue;
+      open[i] = 0;
+      ++f.explains_elements;
+      if (r.fake_quant.run.bins[i] != target.bins[i]) ++f.explains_bin_mismatches;
+      if (!f.example) f.example = unravel(shape, static_cast<int64_t>(i));
+    }
+    if (f.explains_elements > 0) {
+      const bool limits = !limits_hit(point_at(r.fake_quant, p), "").empty() ||
+                          !limits_hit(point_at(r.int8, p), "").empty();
+      f.divergence_class = limits ? DivergenceClass::kThresholdClamp
+                                  : (f.explains_bin_mismatches == 0 ? DivergenceClass::kFloatOnly
+                                                                    : DivergenceClass::kGridMismatch);
+      f.summary = class_summary(f.divergence_class, f.point);
+      add_element_evidence(f, p, experiment, before, grids, *f.example);
+      d.findings.push_back(std::move(f));
+    }
+    previous = std::move(swapped);
+  }
+
+  // Kernel step: what still differs is due to the integer kernel itself.
+  std::map<DivergenceClass, Finding> kernel;
+  for (size_t i = 0; i < n; ++i) {
+    if (!open[i] || !element_differs(previous, target, i)) continue;
+    const ElementIndex e = unravel(shape, static_cast<int64_t>(i));
+    std::string detail;
+    const DivergenceClass c = classify_kernel_element(experiment, grids, e, detail);
+    Finding& f = kernel[c];
+    if (f.explains_elements == 0) {
+      f.divergence_class = c;
+      f.point = "requantization";
+      f.summary = class_summary(c, f.point);
+      f.example = e;
+      f.evidence.push_back("requantization: " + std::string(to_string(experiment.profile().requant)));
+      f.evidence.push_back("element " + describe_index(e) + ": " + detail);
+    }
+    open[i] = 0;
+    ++f.explains_elements;
+    if (r.fake_quant.run.bins[i] != target.bins[i]) ++f.explains_bin_mismatches;
+  }
+  for (auto& [c, f] : kernel) d.findings.push_back(std::move(f));
+  for (size_t i = 0; i < n; ++i) d.unexplained_elements += open[i];
+  return d;
+}
+
+}  // namespace qparity

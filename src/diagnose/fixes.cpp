@@ -1,0 +1,148 @@
+#include "qparity/diagnose/fixes.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <thread>
+
+namespace qparity {
+namespace {
+
+std::string num(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+bool has_finding_at(const Diagnosis& d, const std::string& point) {
+  return std::any_of(d.findings.begin(), d.findings.end(),
+                     [&](const Finding& f) { return f.point == point; });
+}
+
+bool rules_differ(const QuantPoint& a, const QuantPoint& b) {
+  const bool a_rule = a.used.derivation.has_value();
+  const bool b_rule = b.used.derivation.has_value();
+  return a_rule != b_rule || (a_rule && b_rule && a.used.derivation->rule != b.used.derivation->rule);
+}
+
+void add(std::vector<FixCandidate>& out, FixCandidate c) {
+  for (const FixCandidate& existing : out) {
+    if (existing.change == c.change) return;
+  }
+  out.push_back(std::move(c));
+}
+
+}  // namespace
+
+std::vector<FixCandidate> propose_fixes(const SeedExperiment& experiment, const SeedResult& r,
+                                        const Diagnosis& d) {
+  std::vector<FixCandidate> out;
+  if (d.paths_agree) return out;
+  const SeedOptions& base = experiment.options();
+  const std::vector<std::pair<const QuantPoint*, const QuantPoint*>> points{
+      {&r.fake_quant.input, &r.int8.input},
+      {&r.fake_quant.weight, &r.int8.weight},
+      {&r.fake_quant.output, &r.int8.output}};
+
+  for (const auto& [fq, q8] : points) {
+    if (!has_finding_at(d, fq->name)) continue;
+    // The two paths derive this point with different rules: make both use the same one.
+    if (base.observer == ObserverKind::kFused && rules_differ(*fq, *q8)) {
+      FixCandidate c{"use FakeQuantize instead of FusedMovingAvgObsFakeQuantize in the qconfig",
+                     "the fused module recomputes the " + fq->name + " qparams every forward with " +
+                         std::string(to_string(fq->used.derivation->rule)) +
+                         " while convert() uses " +
+                         std::string(to_string(q8->used.derivation->rule)) +
+                         "; FakeQuantize keeps the buffers that convert() re-derives",
+                     base};
+      c.options.observer = ObserverKind::kPlain;
+      add(out, std::move(c));
+    }
+  }
+
+  if (has_finding_at(d, "weight") && is_symmetric(base.weight_qscheme)) {
+    const float max_abs = std::max(std::fabs(r.int8.weight.used.derivation->min_val),
+                                   std::fabs(r.int8.weight.used.derivation->max_val));
+    const double half_range = static_cast<double>(base.weight_quant_max - base.weight_quant_min) / 2.0;
+    const auto q_top = static_cast<double>(base.weight_quant_max);
+    if (half_range != q_top && max_abs > 0.0f) {
+      // convert()'s symmetric scale is max / half_range; a weight of max|w| then sits at
+      // half_range steps (127.5 for [-128, 127]), between two bins. Hand-setting the observer
+      // max to max|w| * half_range / qmax puts it exactly on the top bin.
+      const double new_max = static_cast<double>(max_abs) * half_range / q_top;
+      FixCandidate c{"hand-set the weight observer max_val to " + num(new_max) + " (= max|w| " +
+                         num(max_abs) + " * " + num(half_range) + " / " + num(q_top) + ")",
+                     "convert()'s symmetric weight scale becomes max|w| / " + num(q_top) +
+                         ", so max|w| lands exactly on bin " + num(q_top) + " instead of " +
+                         num(half_range) + " steps",
+                     base};
+      c.options.weight_observer_max = new_max;
+      add(out, std::move(c));
+    }
+    if (base.weight_quant_min == -128) {
+      FixCandidate c{"use the weight range [-127, 127] (quant_min=-127)",
+                     "a symmetric range makes both rules agree on max|w| / 127", base};
+      c.options.weight_quant_min = -127;
+      add(out, std::move(c));
+    }
+    FixCandidate affine{"use qscheme=torch.per_tensor_affine for the weight fake-quant",
+                        "both rules then spread [min, max] over all " +
+                            std::to_string(base.weight_quant_max - base.weight_quant_min + 1) +
+                            " levels with a zero point",
+                        base};
+    affine.options.weight_qscheme = QScheme::kPerTensorAffine;
+    add(out, std::move(affine));
+  }
+
+  if (base.activation_reduce_range) {
+    FixCandidate c{"set reduce_range=False for the activation fake-quants",
+                   "the fake-quant path clamps activations to [0, 127] while the int8 kernel "
+                   "writes the full [0, 255]",
+                   base};
+    c.options.activation_reduce_range = false;
+    add(out, std::move(c));
+  }
+
+  if (has_finding_at(d, "requantization")) {
+    for (std::string_view name : backend_names()) {
+      if (name == base.backend) continue;
+      FixCandidate c{"deploy on the " + std::string(name) + " engine instead of " + base.backend,
+                     "its requantization follows a different multiplier chain and rounding order",
+                     base};
+      c.options.backend = std::string(name);
+      add(out, std::move(c));
+    }
+  }
+  return out;
+}
+
+std::vector<VerifiedFix> verify_fixes(const std::vector<FixCandidate>& candidates,
+                                      const CpuFeatures& cpu) {
+  std::vector<VerifiedFix> out(candidates.size());
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i = next++; i < candidates.size(); i = next++) {
+      VerifiedFix& v = out[i];
+      v.candidate = candidates[i];
+      try {
+        const SeedResult rerun = run_seed(candidates[i].options, cpu);
+        v.bin_mismatch_count = rerun.compare.bin_mismatch_count;
+        v.fp32_mismatch_count = rerun.compare.fp32_mismatch_count;
+        v.verified_parity = rerun.compare.bin_mismatch_count == 0;
+      } catch (const std::exception& e) {
+        v.error = e.what();
+      }
+    }
+  };
+  const size_t threads = std::min<size_t>(candidates.size(),
+                                          std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();
+  for (std::thread& t : pool) t.join();
+  return out;
+}
+
+}  // namespace qparity
