@@ -52,6 +52,67 @@ int32_t wrap_add(int32_t a, int64_t b) {
   return static_cast<int32_t>(static_cast<uint32_t>(a) + static_cast<uint32_t>(b));
 }
 
+// 1x1 kernel, stride 1, no padding, no dilation: every output pixel reads the same pixel of
+// each input channel of its group, so a plane-at-a-time loop does the reference's arithmetic.
+bool is_pointwise(const Shape4& weight, const Conv2dGeometry& g) {
+  return weight.h == 1 && weight.w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
+         g.pad_w == 0;
+}
+
+// Fast pointwise float conv: per output element the same float operations, in the same order,
+// as the reference (0, + x*w per channel, + bias, ReLU); proven identical in conv2d_test.cpp.
+void conv2d_float_pointwise(const FloatConv2dArgs& a, const Shape4& out, std::vector<float>& result) {
+  const auto plane = static_cast<size_t>(out.h * out.w);
+  const int64_t group_channels = a.input_shape.c / a.geometry.groups;
+  const int64_t outputs_per_group = a.weight_shape.n / a.geometry.groups;
+  for (int64_t n = 0; n < out.n; ++n) {
+    for (int64_t m = 0; m < out.c; ++m) {
+      float* y = result.data() + static_cast<size_t>(n * out.c + m) * plane;
+      std::fill(y, y + plane, 0.0f);
+      const int64_t first_channel = (m / outputs_per_group) * group_channels;
+      for (int64_t cg = 0; cg < group_channels; ++cg) {
+        const float w = a.weight[static_cast<size_t>(m * group_channels + cg)];
+        const float* x =
+            a.input.data() + static_cast<size_t>(n * a.input_shape.c + first_channel + cg) * plane;
+        for (size_t p = 0; p < plane; ++p) y[p] += x[p] * w;
+      }
+      if (!a.bias.empty()) {
+        const float b = a.bias[static_cast<size_t>(m)];
+        for (size_t p = 0; p < plane; ++p) y[p] += b;
+      }
+      if (a.relu) {
+        for (size_t p = 0; p < plane; ++p) y[p] = std::max(y[p], 0.0f);
+      }
+    }
+  }
+}
+
+// Fast pointwise exact accumulation (eq. 6.1) in wrapping int32 lanes; proven identical.
+void conv2d_accumulators_pointwise(const QuantizedConv2dArgs& a, const Shape4& out,
+                                   std::vector<int32_t>& acc) {
+  const auto plane = static_cast<size_t>(out.h * out.w);
+  const int64_t group_channels = a.input_shape.c / a.geometry.groups;
+  const int64_t outputs_per_group = a.weight_shape.n / a.geometry.groups;
+  const bool per_channel = a.weight_zero_points.size() > 1;
+  const auto x_zp = static_cast<int32_t>(a.input_zero_point);
+  for (int64_t n = 0; n < out.n; ++n) {
+    for (int64_t m = 0; m < out.c; ++m) {
+      auto* sum = reinterpret_cast<uint32_t*>(acc.data()) + static_cast<size_t>(n * out.c + m) * plane;
+      std::fill(sum, sum + plane, 0u);
+      const auto w_zp = static_cast<int32_t>(a.weight_zero_points[per_channel ? static_cast<size_t>(m) : 0]);
+      const int64_t first_channel = (m / outputs_per_group) * group_channels;
+      for (int64_t cg = 0; cg < group_channels; ++cg) {
+        const int32_t w = a.weight[static_cast<size_t>(m * group_channels + cg)] - w_zp;
+        const uint8_t* x =
+            a.input.data() + static_cast<size_t>(n * a.input_shape.c + first_channel + cg) * plane;
+        for (size_t p = 0; p < plane; ++p) {
+          sum[p] += static_cast<uint32_t>((static_cast<int32_t>(x[p]) - x_zp) * w);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 Shape4 conv2d_output_shape(const Shape4& input, const Shape4& weight, const Conv2dGeometry& g) {
@@ -81,6 +142,10 @@ std::vector<float> conv2d_float(const FloatConv2dArgs& a) {
   check_sizes(a.weight.size(), a.weight_shape.numel(), "weight");
   if (!a.bias.empty()) check_sizes(a.bias.size(), a.weight_shape.n, "bias");
   std::vector<float> result(static_cast<size_t>(out.numel()));
+  if (is_pointwise(a.weight_shape, a.geometry) && !a.force_reference) {
+    conv2d_float_pointwise(a, out, result);
+    return result;
+  }
   size_t i = 0;
   for_each_output(out, [&](int64_t n, int64_t m, int64_t oh, int64_t ow) {
     float sum = 0.0f;
@@ -101,6 +166,11 @@ std::vector<int32_t> conv2d_accumulators(const QuantizedConv2dArgs& a, Accumulat
   check_sizes(a.weight.size(), a.weight_shape.numel(), "weight");
   const bool per_channel = a.weight_zero_points.size() > 1;
   std::vector<int32_t> acc(static_cast<size_t>(out.numel()));
+  if (model == AccumulationModel::kExactInt32 && is_pointwise(a.weight_shape, a.geometry) &&
+      !a.force_reference) {
+    conv2d_accumulators_pointwise(a, out, acc);
+    return acc;
+  }
   const int64_t taps = a.weight_shape.h * a.weight_shape.w;
   size_t i = 0;
   for_each_output(out, [&](int64_t n, int64_t m, int64_t oh, int64_t ow) {
@@ -181,11 +251,11 @@ std::vector<uint8_t> conv2d_quantized(const BackendProfile& profile,
   const std::vector<RequantChannel> channels = conv2d_requant_channels(profile, a);
   const std::vector<int32_t> acc = conv2d_accumulators(a, profile.accumulation);
   const Shape4 out = conv2d_output_shape(a.input_shape, a.weight_shape, a.geometry);
-  const int64_t plane = out.h * out.w;
+  const auto plane = static_cast<size_t>(out.h * out.w);
   std::vector<uint8_t> result(acc.size());
-  for (size_t i = 0; i < acc.size(); ++i) {
-    const auto m = static_cast<size_t>((static_cast<int64_t>(i) / plane) % out.c);
-    result[i] = requantize(acc[i], channels[m]);
+  for (size_t start = 0; start < acc.size(); start += plane) {
+    const RequantChannel& channel = channels[(start / plane) % static_cast<size_t>(out.c)];
+    for (size_t p = start; p < start + plane; ++p) result[p] = requantize(acc[p], channel);
   }
   return result;
 }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "qparity/numerics/fake_quant.h"
 #include "qparity/numerics/float32.h"
@@ -204,12 +205,11 @@ PathRun SeedExperiment::run_fake_quant(const PathGrids& g) const {
   PathRun run;
   run.values.resize(y.size());
   run.bins.resize(y.size());
-  run.pre_rounding.resize(y.size());
-  const float inverse_scale = 1.0f / g.output.scale;
   for (size_t i = 0; i < y.size(); ++i) {
-    run.values[i] = fake_quantize_value(y[i], g.output);
-    run.bins[i] = static_cast<uint8_t>(fake_quant_bin(y[i], g.output));
-    run.pre_rounding[i] = y[i] * inverse_scale;
+    const int64_t bin = fake_quant_bin(y[i], g.output);
+    run.bins[i] = static_cast<uint8_t>(bin);
+    run.values[i] = static_cast<float>((static_cast<double>(bin) - static_cast<double>(g.output.zero_point)) *
+                                       static_cast<double>(g.output.scale));  // eq. 4.1
   }
   return run;
 }
@@ -254,22 +254,12 @@ PathRun SeedExperiment::run_int8(const PathGrids& g) const {
   for (size_t i = 0; i < input_.size(); ++i) {
     x_q[i] = static_cast<uint8_t>(quantize_value(input_[i], in_grid));
   }
-  const QuantizedConv2dArgs args = int8_conv_args(x_q, input_shape_, w_q, weight_shape_, bias_, g);
-  const std::vector<RequantChannel> channels = conv2d_requant_channels(profile_, args);
   PathRun run;
-  run.accumulators = conv2d_accumulators(args, profile_.accumulation);
-  const size_t n = run.accumulators.size();
-  run.bins.resize(n);
-  run.values.resize(n);
-  run.pre_rounding.resize(n);
-  const auto plane = static_cast<size_t>(input_shape_.h * input_shape_.w);
-  const bool zp_in_float = profile_.requant == RequantScheme::kOnednnReciprocalFp32;
-  for (size_t i = 0; i < n; ++i) {
-    const RequantChannel& channel = channels[(i / plane) % static_cast<size_t>(kSeedChannels)];
-    RequantTrace trace;
-    run.bins[i] = requantize(run.accumulators[i], channel, &trace);
+  run.bins = conv2d_quantized(profile_,
+                              int8_conv_args(x_q, input_shape_, w_q, weight_shape_, bias_, g));
+  run.values.resize(run.bins.size());
+  for (size_t i = 0; i < run.bins.size(); ++i) {
     run.values[i] = dequantize_value(run.bins[i], g.output.scale, g.output.zero_point);
-    run.pre_rounding[i] = zp_in_float ? trace.scaled : trace.pre_rounding;
   }
   return run;
 }
@@ -354,8 +344,16 @@ SeedResult run_experiment(const SeedExperiment& experiment) {
   r.output_shape = experiment.output_shape();
   r.fake_quant = experiment.derive_fake_quant_points();
   r.int8 = experiment.derive_int8_points();
-  r.fake_quant.run = experiment.run_fake_quant(r.fake_quant.grids());
-  r.int8.run = experiment.run_int8(r.int8.grids());
+  // The paths are independent: the fake-quant one runs on a second core.
+  std::thread fake_quant_thread(
+      [&] { r.fake_quant.run = experiment.run_fake_quant(r.fake_quant.grids()); });
+  try {
+    r.int8.run = experiment.run_int8(r.int8.grids());
+  } catch (...) {
+    fake_quant_thread.join();
+    throw;
+  }
+  fake_quant_thread.join();
   r.compare = compare_paths(r.output_shape, {r.fake_quant.run.values, r.fake_quant.run.bins},
                             {r.int8.run.values, r.int8.run.bins});
   return r;

@@ -849,7 +849,20 @@ CONV_GEOMETRIES = [
 ]
 
 
-def conv_case(rng, engine, geo, variant):
+def onednn_cache_key(name, with_bias, relu, x_s, w_s, per_channel, out_s):
+    """What ideep (77d662b, the commit Debian's torch uses) keys its conv primitive-desc cache on,
+    beyond the shapes: bias presence, post-ops and the oneDNN output scales
+    OS = f(f(1/out_s) / f(f(1/x_s) * w_inv)). Its attr_t::to_bytes (include/ideep/attributes.hpp
+    l.304-311) does NOT encode zero points, so a later conv whose key matches an earlier one's runs
+    with the earlier conv's output zero point: a process-state leak of the real engine, which a
+    single-op emulation cannot have. Cases are kept from colliding so that the oracle is clean."""
+    src = F32(1.0 / x_s)
+    w_inv = [F32(1.0) / F32(w) if per_channel else F32(1.0 / w) for w in w_s]
+    dst = F32(1.0 / out_s)
+    return (name, with_bias, relu, tuple(float(F32(dst / F32(src * wi))) for wi in w_inv))
+
+
+def conv_case(rng, engine, geo, variant, onednn_keys=None):
     """One conv case. Weights are drawn around their zero point so every output's real value is
     roughly symmetric; with a bias, each channel is then shifted into the window the output zero
     point leaves representable, so outputs spread over [0, 255] even with zero points at the ends."""
@@ -881,42 +894,46 @@ def conv_case(rng, engine, geo, variant):
         w_zp = [int(rng.choice([0, 0, 3, -7, 20, -108]))]
     wz = np.asarray(w_zp if per_channel else w_zp * cout, dtype=np.int64).reshape(cout, 1, 1, 1)
     spread = 128 if variant % 3 != 1 else 40  # full-range weights, or narrow ones
-    wb = np.clip(wz + rng.randint(-spread, spread + 1, wshape), -128, 127)
+    d = rng.randint(-spread, spread + 1, wshape)
+    d -= np.round(d.reshape(cout, -1).mean(axis=1)).astype(np.int64).reshape(cout, 1, 1, 1)  # about zero-sum
+    wb = np.clip(wz + d, -128, 127)
     # exact accumulators and the real values they stand for
     acc = F.conv2d(torch.from_numpy(xb.astype(np.float64) - x_zp), torch.from_numpy((wb - wz).astype(np.float64)),
                    None, stride, pad, dil, groups).numpy()
     ws = np.asarray(w_s if per_channel else w_s * cout, dtype=np.float64).reshape(1, cout, 1, 1)
     y0 = acc * x_s * ws
-    out_zp = int([0, 255, 128, rng.randint(1, 255), 0, 255][variant % 6])
+    # ends, middle, random (below 160 with relu, which leaves only [zp, 255] to the outputs)
+    out_zp = int([0, 255, 128, rng.randint(1, 160 if relu else 255), 0, 255][variant % 6])
     if relu and out_zp == 255 and variant != 7:
         out_zp = 0  # relu with zero point 255 can only give 255: keep one such edge case (variant 7)
     per_ch = y0.transpose(1, 0, 2, 3).reshape(cout, -1)
-    width = float(np.max(np.percentile(per_ch, 97, axis=1) - np.percentile(per_ch, 3, axis=1)))
-    bias = None
-    if with_bias:
-        # output scale from the widest channel; each channel's median moved to the window centre
+    if with_bias:  # output scale from the widest channel; the bias then centres every channel
+        width = float(np.max(np.percentile(per_ch, 97, axis=1) - np.percentile(per_ch, 3, axis=1)))
         out_s = f32(max(width, 1e-6) / 255.0 * rng.uniform(0.7, 1.3))
+    else:  # zero-centred outputs: the side the zero point leaves representable gets the full range
+        half = float(np.max(np.percentile(np.abs(per_ch), 97, axis=1)))
+        out_s = f32(max(half, 1e-6) / max(255 - out_zp, out_zp) * rng.uniform(0.7, 1.3))
+    if pow2:
+        out_s = 2.0 ** round(math.log2(out_s))
+    if onednn_keys is not None:  # see onednn_cache_key
+        while True:
+            key = onednn_cache_key(name, with_bias, relu, x_s, w_s, per_channel, out_s)
+            if onednn_keys.get(key, out_zp) == out_zp:
+                break
+            out_s *= 2.0
+        onednn_keys[key] = out_zp
+    bias = None
+    if with_bias:  # each channel's median moved to the centre of the representable window
         lo, hi = (0 - out_zp) * out_s, (255 - out_zp) * out_s
         if relu:
             lo = max(lo, 0.0)
         centre = 0.5 * (lo + hi) if hi > lo else hi
-        if pow2:
-            out_s = 2.0 ** round(math.log2(out_s))
-            lo, hi = (0 - out_zp) * out_s, (255 - out_zp) * out_s
-            centre = 0.5 * (max(lo, 0.0) if relu else lo) + 0.5 * hi
         bias = (centre - np.median(per_ch, axis=1) + rng.normal(0, 0.05 * (hi - lo + 1e-9), cout)).astype(F32)
-        if pow2:  # on half steps of the accumulator grid x_s * w_s
+        if pow2:  # on half and quarter steps of the accumulator grid x_s * w_s
             grid = x_s * np.asarray(w_s if per_channel else w_s * cout)
             bias = ((np.floor(bias / grid) + rng.choice([0.0, 0.5, 0.25], cout)) * grid).astype(F32)
         if variant % 7 == 0:
             bias[0] = 0.0
-    else:
-        # zero-centred outputs: the side the zero point leaves representable gets the full range
-        half = float(np.max(np.percentile(np.abs(per_ch), 97, axis=1)))
-        steps = max(255 - out_zp, out_zp)
-        out_s = f32(max(half, 1e-6) / steps * rng.uniform(0.7, 1.3))
-        if pow2:
-            out_s = 2.0 ** round(math.log2(out_s))
     # exact real output / out_s; its .5 ties are where the rounding order matters
     real = y0 + (0.0 if bias is None else bias.astype(np.float64).reshape(1, cout, 1, 1))
     if relu:
@@ -950,7 +967,8 @@ def check_conv(probe, report, rng, quick):
     saved = torch.backends.quantized.engine
     for engine in ("qnnpack", "onednn"):
         op = "conv2d %s" % engine
-        cases = [conv_case(rng, engine, g, v) for g in CONV_GEOMETRIES for v in range(variants)]
+        keys = {} if engine == "onednn" else None
+        cases = [conv_case(rng, engine, g, v, keys) for g in CONV_GEOMETRIES for v in range(variants)]
         reqs = [{"op": "conv2d", "backend": engine, "input": c["xb"].ravel().tolist(), "input_shape": list(c["xb"].shape),
                  "input_scale": c["x_s"], "input_zero_point": c["x_zp"], "weight": c["wb"].ravel().tolist(),
                  "weight_shape": list(c["wb"].shape), "weight_scales": c["w_s"], "weight_zero_points": c["w_zp"],

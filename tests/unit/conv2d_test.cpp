@@ -1,6 +1,8 @@
 // Integer conv and requantization: accumulator models and the three requant schemes.
 #include <gtest/gtest.h>
 
+#include <bit>
+#include <random>
 #include <vector>
 
 #include "qparity/ops/conv2d.h"
@@ -86,6 +88,46 @@ TEST(BackendProfile, OnednnAccumulationDependsOnVnni) {
   EXPECT_EQ(profile("onednn", false).accumulation, AccumulationModel::kInt16PairSaturation);
   EXPECT_FALSE(profile("fbgemm", true).verified_against_real_kernel);
   EXPECT_FALSE(make_backend_profile("tpu", {}).has_value());
+}
+
+// The pointwise fast kernels must equal the reference bit for bit on random data, with groups,
+// biases, ReLU, zero points anywhere and values that make float sums round.
+TEST(Conv2d, PointwiseFastKernelsEqualTheReference) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> real(-3.0f, 3.0f);
+  std::uniform_int_distribution<int> u8(0, 255), s8(-128, 127);
+  for (int trial = 0; trial < 40; ++trial) {
+    const int64_t groups = 1 + trial % 3;
+    const Shape4 in{1 + trial % 2, 2 * groups * (1 + trial % 2), 3 + trial % 4, 5 + trial % 3};
+    const Shape4 wt{groups * (1 + trial % 3), in.c / groups, 1, 1};
+    std::vector<float> xf(static_cast<size_t>(in.numel())), wf(static_cast<size_t>(wt.numel()));
+    std::vector<float> bias(static_cast<size_t>(wt.n));
+    for (auto* v : {&xf, &wf, &bias}) for (float& e : *v) e = real(rng);
+    FloatConv2dArgs fa{.input = xf, .input_shape = in, .weight = wf, .weight_shape = wt,
+                       .bias = trial % 2 ? std::span<const float>(bias) : std::span<const float>(),
+                       .geometry = {.groups = groups}, .relu = trial % 3 == 0};
+    const auto fast = conv2d_float(fa);
+    fa.force_reference = true;
+    const auto reference = conv2d_float(fa);
+    ASSERT_EQ(fast.size(), reference.size());
+    for (size_t i = 0; i < fast.size(); ++i) {
+      ASSERT_EQ(std::bit_cast<uint32_t>(fast[i]), std::bit_cast<uint32_t>(reference[i])) << i;
+    }
+
+    std::vector<uint8_t> xq(static_cast<size_t>(in.numel()));
+    std::vector<int8_t> wq(static_cast<size_t>(wt.numel()));
+    for (auto& e : xq) e = static_cast<uint8_t>(u8(rng));
+    for (auto& e : wq) e = static_cast<int8_t>(s8(rng));
+    std::vector<int64_t> zps(static_cast<size_t>(wt.n));
+    for (auto& z : zps) z = s8(rng);
+    QuantizedConv2dArgs qa{.input = xq, .input_shape = in, .input_zero_point = u8(rng),
+                           .weight = wq, .weight_shape = wt,
+                           .weight_scales = std::vector<float>(zps.size(), 1.0f),
+                           .weight_zero_points = zps, .geometry = {.groups = groups}};
+    const auto fast_acc = conv2d_accumulators(qa, AccumulationModel::kExactInt32);
+    qa.force_reference = true;
+    EXPECT_EQ(fast_acc, conv2d_accumulators(qa, AccumulationModel::kExactInt32));
+  }
 }
 
 TEST(Conv2d, OnednnRejectsNonzeroWeightZeroPoint) {

@@ -1,6 +1,7 @@
 // Contracts of the scalar primitives: rounding, quantize, dequantize, fake quantize.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <limits>
 
@@ -20,6 +21,21 @@ TEST(Float32, TruncationMatchesX86IndefiniteInteger) {
             std::numeric_limits<int64_t>::min());
   EXPECT_EQ(truncate_to_int64_x86(std::nanf("")), std::numeric_limits<int64_t>::min());
   EXPECT_EQ(truncate_to_int64_x86(1e19f), std::numeric_limits<int64_t>::min());
+}
+
+TEST(Float32, RoundHalfEvenEqualsNearbyintOnEveryFloat) {
+  // Exhaustive: all 2^32 bit patterns, compared bit for bit (signed zeros and NaN payloads too).
+  uint64_t mismatches = 0;
+  for (uint64_t bits = 0; bits <= 0xFFFFFFFFull; ++bits) {
+    const float x = std::bit_cast<float>(static_cast<uint32_t>(bits));
+    const float expected = std::nearbyint(x);
+    const float got = round_half_even(x);
+    if (std::bit_cast<uint32_t>(expected) != std::bit_cast<uint32_t>(got) &&
+        !(std::isnan(expected) && std::isnan(got))) {
+      if (mismatches++ < 5) ADD_FAILURE() << "x = " << x << " (bits " << bits << ")";
+    }
+  }
+  EXPECT_EQ(mismatches, 0u);
 }
 
 TEST(Float32, Cvtps2dqRoundsHalfToEvenAndOverflowsToIntMin) {

@@ -20,10 +20,10 @@ inline int64_t fake_quant_unclamped_bin(float x, float scale, int64_t zero_point
 // eq. 4.1: out = f((clamp(q, qmin, qmax) - zp) * s), the clamp and the subtraction in
 // double (std::fmin/fmax promote), exact, then one rounding to float.
 inline float fake_quantize_value(float x, const QuantGrid& g) {
-  const int64_t q = fake_quant_unclamped_bin(x, g.scale, g.zero_point);
-  const double clamped = std::fmin(std::fmax(static_cast<double>(q), static_cast<double>(g.range.min)),
-                                   static_cast<double>(g.range.max));
-  return static_cast<float>((clamped - static_cast<double>(g.zero_point)) *
+  // q is an integer, never NaN, so plain clamping equals the kernel's std::fmin/std::fmax.
+  const int64_t q = std::clamp(fake_quant_unclamped_bin(x, g.scale, g.zero_point), g.range.min,
+                               g.range.max);
+  return static_cast<float>((static_cast<double>(q) - static_cast<double>(g.zero_point)) *
                             static_cast<double>(g.scale));
 }
 

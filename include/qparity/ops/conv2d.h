@@ -34,6 +34,7 @@ struct FloatConv2dArgs {
   std::span<const float> bias;  // empty = no bias
   Conv2dGeometry geometry;
   bool relu = false;
+  bool force_reference = false;  // skip fast kernels (tests compare the two)
 };
 
 // Float conv: each output sums its products in float in (channel, kh, kw) order, then adds
@@ -56,6 +57,7 @@ struct QuantizedConv2dArgs {
   int64_t output_zero_point = 0;
   bool relu = false;
   Conv2dGeometry geometry;
+  bool force_reference = false;  // skip fast kernels (tests compare the two)
 };
 
 // The int32 accumulators (eq. 6.1 / 6.5), wrapping like the kernels' int32 lanes.

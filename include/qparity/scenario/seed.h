@@ -72,15 +72,10 @@ struct PathGrids {
   QuantGrid input, weight, output;
 };
 
-// The outputs of one path: float output (fake-quant output or dequantized int8) and bins,
-// with the intermediate values the diagnosis classifies elements by.
+// The outputs of one path: float output (fake-quant output or dequantized int8) and bins.
 struct PathRun {
   std::vector<float> values;
   std::vector<uint8_t> bins;
-  // The value each output rounds, in output steps before the zero point is added
-  // (fake-quant: f(y * f(1/s)); int8: the requantized value, minus zp for onednn).
-  std::vector<float> pre_rounding;
-  std::vector<int32_t> accumulators;  // int8 path only: the int32 accumulators
 };
 
 struct PathResult {
