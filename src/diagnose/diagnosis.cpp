@@ -254,14 +254,15 @@ Diagnosis diagnose(const SeedExperiment& experiment, const SeedResult& r) {
       ++d.mismatched_elements;
     }
   }
-  for (int p = 0; p < kPointCount; ++p) {
-    if (!same_grid(point_at(r.fake_quant, p).used.grid, point_at(r.int8, p).used.grid)) {
-      d.first_differing_point = point_at(r.fake_quant, p).name;
-      break;
-    }
-  }
   d.paths_agree = d.mismatched_elements == 0;
-  if (d.paths_agree) return d;
+  if (d.paths_agree) {
+    for (int p = 0; p < kPointCount; ++p) {
+      if (!same_grid(point_at(r.fake_quant, p).used.grid, point_at(r.int8, p).used.grid)) {
+        d.differing_without_effect.push_back(point_at(r.fake_quant, p).name);
+      }
+    }
+    return d;
+  }
 
   // Grid step: swap each differing point's grid to the int8 one, in model order.
   PathGrids grids = r.fake_quant.grids();
@@ -289,6 +290,8 @@ Diagnosis diagnose(const SeedExperiment& experiment, const SeedResult& r) {
       f.summary = class_summary(f.divergence_class, f.point);
       add_element_evidence(f, p, experiment, before, grids, *f.example);
       d.findings.push_back(std::move(f));
+    } else {
+      d.differing_without_effect.push_back(f.point);
     }
     previous = std::move(swapped);
   }
@@ -314,6 +317,7 @@ Diagnosis diagnose(const SeedExperiment& experiment, const SeedResult& r) {
     if (r.fake_quant.run.bins[i] != target.bins[i]) ++f.explains_bin_mismatches;
   }
   for (auto& [c, f] : kernel) d.findings.push_back(std::move(f));
+  if (!d.findings.empty()) d.first_parting_point = d.findings.front().point;
   for (size_t i = 0; i < n; ++i) d.unexplained_elements += open[i];
   return d;
 }

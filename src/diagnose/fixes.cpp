@@ -7,6 +7,8 @@
 #include <exception>
 #include <thread>
 
+#include "qparity/numerics/float32.h"
+
 namespace qparity {
 namespace {
 
@@ -48,6 +50,23 @@ std::vector<FixCandidate> propose_fixes(const SeedExperiment& experiment, const 
 
   for (const auto& [fq, q8] : points) {
     if (!has_finding_at(d, fq->name)) continue;
+    // FakeQuantize honours hand-set scales: hand-set the value convert() will compute.
+    if (base.observer == ObserverKind::kPlain && !fq->used.derivation &&
+        fq->used.grid.scale != q8->used.grid.scale && fq->used.grid.zero_point == q8->used.grid.zero_point) {
+      const float target = q8->used.grid.scale;
+      FixCandidate c{"hand-set the " + fq->name + " fake-quant scale to " + num(target) +
+                         " (computed in float32 from the observer range, as convert() does) "
+                         "instead of " + num(fq->used.grid.scale),
+                     "convert() derives " + num(target) + " with " +
+                         std::string(to_string(q8->used.derivation->rule)) +
+                         " in float32; the hand-set double value rounds to a scale " +
+                         std::to_string(ulp_distance(target, fq->used.grid.scale)) + " ulp away",
+                     base};
+      (fq->name == "input" ? c.options.input_scale
+                           : fq->name == "weight" ? c.options.weight_scale : c.options.output_scale) =
+          static_cast<double>(target);
+      add(out, std::move(c));
+    }
     // The two paths derive this point with different rules: make both use the same one.
     if (base.observer == ObserverKind::kFused && rules_differ(*fq, *q8)) {
       FixCandidate c{"use FakeQuantize instead of FusedMovingAvgObsFakeQuantize in the qconfig",
@@ -119,7 +138,8 @@ std::vector<FixCandidate> propose_fixes(const SeedExperiment& experiment, const 
 }
 
 std::vector<VerifiedFix> verify_fixes(const std::vector<FixCandidate>& candidates,
-                                      const CpuFeatures& cpu) {
+                                      const SeedResult& original, const CpuFeatures& cpu) {
+  const bool float_only = original.compare.bin_mismatch_count == 0;
   std::vector<VerifiedFix> out(candidates.size());
   std::atomic<size_t> next{0};
   auto worker = [&] {
@@ -130,7 +150,8 @@ std::vector<VerifiedFix> verify_fixes(const std::vector<FixCandidate>& candidate
         const SeedResult rerun = run_seed(candidates[i].options, cpu);
         v.bin_mismatch_count = rerun.compare.bin_mismatch_count;
         v.fp32_mismatch_count = rerun.compare.fp32_mismatch_count;
-        v.verified_parity = rerun.compare.bin_mismatch_count == 0;
+        v.verified_parity = rerun.compare.bin_mismatch_count == 0 &&
+                            (!float_only || rerun.compare.fp32_mismatch_count == 0);
       } catch (const std::exception& e) {
         v.error = e.what();
       }

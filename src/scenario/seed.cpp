@@ -36,26 +36,30 @@ FakeQuantModule weight_module(const SeedOptions& o) {
   return m;
 }
 
-float pattern_sign(WeightPattern p, int64_t channel) {
+// The 3x3 matrix the pattern multiplies k with (all entries exact in binary).
+float pattern_entry(WeightPattern p, int64_t m, int64_t c) {
+  static constexpr float kDenseMatrix[3][3] = {{1.0f, 0.5f, -0.25f}, {-0.5f, 1.0f, 0.5f},
+                                               {0.25f, -0.5f, 1.0f}};
   switch (p) {
     case WeightPattern::kIdentity:
-      return 1.0f;
+      return m == c ? 1.0f : 0.0f;
     case WeightPattern::kNegativeIdentity:
-      return -1.0f;
+      return m == c ? -1.0f : 0.0f;
     case WeightPattern::kMixedSigns:
-      return channel % 2 == 0 ? 1.0f : -1.0f;
+      return m == c ? (m % 2 == 0 ? 1.0f : -1.0f) : 0.0f;
+    case WeightPattern::kDense:
+      return kDenseMatrix[m][c];
   }
-  return 1.0f;
+  return 0.0f;
 }
 
-// k * torch.eye(3) (times the sign pattern): float32 products of the scalar cast to float.
+// k * matrix (torch.eye(3) for the seed): float32 products of the scalar cast to float.
 std::vector<float> seed_weight(const SeedOptions& o) {
   std::vector<float> w(static_cast<size_t>(kSeedChannels * kSeedChannels), 0.0f);
   const float kf = to_f32(o.k);
   for (int64_t m = 0; m < kSeedChannels; ++m) {
     for (int64_t c = 0; c < kSeedChannels; ++c) {
-      const float eye = m == c ? pattern_sign(o.weight_pattern, m) : 0.0f;
-      w[static_cast<size_t>(m * kSeedChannels + c)] = kf * eye;
+      w[static_cast<size_t>(m * kSeedChannels + c)] = kf * pattern_entry(o.weight_pattern, m, c);
     }
   }
   return w;
@@ -102,6 +106,8 @@ std::string_view to_string(WeightPattern pattern) {
       return "negative";
     case WeightPattern::kMixedSigns:
       return "mixed";
+    case WeightPattern::kDense:
+      return "dense";
   }
   return "?";
 }
@@ -110,6 +116,7 @@ std::optional<WeightPattern> parse_weight_pattern(std::string_view name) {
   if (name == "identity") return WeightPattern::kIdentity;
   if (name == "negative") return WeightPattern::kNegativeIdentity;
   if (name == "mixed") return WeightPattern::kMixedSigns;
+  if (name == "dense") return WeightPattern::kDense;
   return std::nullopt;
 }
 
@@ -137,8 +144,15 @@ void validate_seed_options(const SeedOptions& o) {
       o.weight_quant_min >= o.weight_quant_max) {
     throw std::invalid_argument("weight quant range must lie in [-128, 127] with min < max");
   }
-  if (o.weight_observer_max && !(std::isfinite(*o.weight_observer_max))) {
-    throw std::invalid_argument("weight observer max must be finite");
+  for (const auto& max : {o.weight_observer_max, o.output_observer_max}) {
+    if (max && !(std::isfinite(*max) && std::isfinite(to_f32(*max)))) {
+      throw std::invalid_argument("observer max values must be finite float32 values");
+    }
+  }
+  for (const auto& scale : {o.input_scale, o.weight_scale, o.output_scale}) {
+    if (scale && !(std::isfinite(*scale) && std::isnormal(to_f32(*scale)) && *scale > 0.0)) {
+      throw std::invalid_argument("hand-set scales must be positive normal float32 values");
+    }
   }
 }
 
@@ -159,13 +173,13 @@ SeedExperiment::SeedExperiment(const SeedOptions& o, const CpuFeatures& cpu) : o
   output_module_ = activation_module(o);
   const float w_min = std::min(0.0f, *std::min_element(weight_.begin(), weight_.end()));
   const float w_max = std::max(0.0f, *std::max_element(weight_.begin(), weight_.end()));
-  hand_set_scale(weight_module_, 2.0 * o.k / 255.0);  // "symmetric, hence multiply by 2"
+  hand_set_scale(weight_module_, o.weight_scale.value_or(2.0 * o.k / 255.0));  // "symmetric, hence x2"
   weight_module_.min_val = w_min;
   weight_module_.max_val = o.weight_observer_max ? to_f32(*o.weight_observer_max) : w_max;
-  hand_set_scale(output_module_, o.k / 255.0);
+  hand_set_scale(output_module_, o.output_scale.value_or(o.k / 255.0));
   output_module_.min_val = 0.0f;
-  output_module_.max_val = to_f32(o.k);
-  hand_set_scale(input_module_, 1.0 / 255.0);
+  output_module_.max_val = to_f32(o.output_observer_max.value_or(o.k));
+  hand_set_scale(input_module_, o.input_scale.value_or(1.0 / 255.0));
   input_module_.min_val = 0.0f;
   input_module_.max_val = 1.0f;
 }

@@ -50,6 +50,12 @@ KNOB_CASES = (
     {"weight_pattern": "negative"},
     {"weight_pattern": "mixed"},
     {"weight_observer_max": 1.0 * 127.5 / 127.0},
+    {"weight_pattern": "dense"},
+    {"output_observer_max": 0.4},
+    {"input_scale": 0.0039, "weight_scale": 0.0079, "output_scale": 0.0041},
+    # Consistent grids with three products per output: only the integer kernel differs.
+    {"weight_pattern": "dense", "weight_quant_min": -127, "output_observer_max": 0.4,
+     "output_scale": 0.0015686274273321033, "weight_scale": 0.005511811003088951},
 )
 MEAN_RTOL = 1e-5
 PATH_KEYS = ("bins_row", "weight_scale", "weight_zero_point", "input_scale", "input_zero_point",
@@ -351,9 +357,10 @@ def main(argv=None) -> int:
     if notes:
         print("note: qparity emits keys the oracle does not check: %s" % ", ".join(sorted(notes)))
     # Guard against a vacuous run: say how many cases exercised each outcome.
-    print("seed parity: %d/%d cases passed (%d seed, %d fixed-k, %d random, seed=%d) in %.1fs; "
+    print("seed parity: %d/%d cases passed (%d seed, %d fixed-k, %d knobs, %d random, seed=%d) in %.1fs; "
           "oracle outcomes: %s" % (
-              n_pass, len(cases), 2, len(FIXED_KS + EDGE_KS) * 4, a.cases, a.seed, time.time() - t0,
+              n_pass, len(cases), 2, len(FIXED_KS + EDGE_KS) * 4,
+              sum(1 for c in cases if c["origin"] == "knobs"), a.cases, a.seed, time.time() - t0,
               ", ".join("%s %d" % kv for kv in kinds.items())))
     return 0 if not failed else 1
 

@@ -36,7 +36,7 @@
 //                            input_zero_point, weight (qint8 bins[]), weight_shape[4],
 //                            weight_scales[], weight_zero_points[], per_channel,
 //                            bias_bits[] | null, output_scale, output_zero_point, relu,
-//                            stride[2], padding[2], dilation[2], groups
+//                            stride[2], padding[2], dilation[2], groups, cpu? (see get_profile)
 //                            -> out[], shape[4], profile {name, accumulation, requant}
 // spec = {dtype, qscheme, quant_min?, quant_max?, reduce_range?, eps_bits?}; without
 // quant_min/quant_max the observer's default range is used (custom_range = false).
@@ -319,8 +319,16 @@ json op_moving_average(const json& r) {
   return {{"bits", float_bits_array(out)}};
 }
 
-qparity::BackendProfile get_profile(const std::string& name) {
-  auto p = qparity::make_backend_profile(name, qparity::detect_cpu_features());
+// The profile of an engine on this machine (detect_cpu_features()), or on the CPU a request's
+// optional "cpu" object describes: {"avx512_vnni": bool, "avx_vnni": bool}. The override is for
+// runs whose real oneDNN is capped below this machine's ISA (DNNL_MAX_CPU_ISA=AVX2).
+qparity::BackendProfile get_profile(const std::string& name, const json& r) {
+  qparity::CpuFeatures cpu = qparity::detect_cpu_features();
+  if (r.contains("cpu")) {
+    cpu.avx512_vnni = r.at("cpu").value("avx512_vnni", false);
+    cpu.avx_vnni = r.at("cpu").value("avx_vnni", false);
+  }
+  auto p = qparity::make_backend_profile(name, cpu);
   if (!p) throw std::invalid_argument("unknown backend '" + name + "'");
   return *p;
 }
@@ -346,7 +354,7 @@ json op_fake_quant_module(const json& r) {
     m.scale_buffer = scale;
   }
   m.observer_enabled = false;
-  const auto profile = get_profile(r.value("backend", std::string("qnnpack")));
+  const auto profile = get_profile(r.value("backend", std::string("qnnpack")), r);
   const auto used = qparity::fake_quant_forward(m, profile.fused_fake_quant_rule);
   std::vector<float> y;
   for (float x : get_floats(r, "x_bits")) y.push_back(qparity::fake_quantize_value(x, used.grid));
@@ -387,7 +395,7 @@ std::pair<int64_t, int64_t> get_pair(const json& j, const char* key, int64_t fal
 }
 
 json op_conv2d(const json& r) {
-  const auto profile = get_profile(r.at("backend").get<std::string>());
+  const auto profile = get_profile(r.at("backend").get<std::string>(), r);
   const auto input_raw = r.at("input").get<std::vector<int64_t>>();
   const auto weight_raw = r.at("weight").get<std::vector<int64_t>>();
   std::vector<uint8_t> input;

@@ -43,9 +43,15 @@ def f32(x: float) -> float:
 # Quantization knobs beyond the seed (qparity seed's --weight-qscheme, --weight-quant-min,
 # --reduce-range, --weight-pattern, --weight-observer-max); the defaults are the seed's qconfig.
 DEFAULT_KNOBS = {"weight_qscheme": "per_tensor_symmetric", "weight_quant_min": -128,
-                 "reduce_range": False, "weight_pattern": "identity", "weight_observer_max": None}
-WEIGHT_SIGNS = {"identity": (1.0, 1.0, 1.0), "negative": (-1.0, -1.0, -1.0),
-                "mixed": (1.0, -1.0, 1.0)}
+                 "reduce_range": False, "weight_pattern": "identity", "weight_observer_max": None,
+                 "output_observer_max": None, "input_scale": None, "weight_scale": None,
+                 "output_scale": None}
+WEIGHT_MATRICES = {
+    "identity": ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),
+    "negative": ((-1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, -1.0)),
+    "mixed": ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, 1.0)),
+    "dense": ((1.0, 0.5, -0.25), (-0.5, 1.0, 0.5), (0.25, -0.5, 1.0)),
+}
 
 
 def make_qconfig(observer: str, knobs=None):
@@ -80,15 +86,22 @@ class SeedModel(nn.Module):
         return self.dequant(self.act(self.conv(self.quant(x))))
 
 
-def hand_set_qparams(m, k: float, weight_min: float, weight_max: float) -> None:
+def hand_set_qparams(m, k: float, weight_min: float, weight_max: float, knobs=None) -> None:
     """The seed's 'theoretical' qparams: each fake-quant module gets a scale computed in double
     (the tensor constructor rounds it to float32) and its observer a [min, max] range. On the
-    fused modules the scales are overwritten by the next forward; that is the point."""
+    fused modules the scales are overwritten by the next forward; that is the point. `knobs`
+    may override the scales and the output observer's max (None keeps the seed's value)."""
+    knobs = {**DEFAULT_KNOBS, **(knobs or {})}
+
+    def pick(key, seed_value):
+        return seed_value if knobs[key] is None else float(knobs[key])
+
     targets = (
-        # module,                          scale,             observer min, observer max
-        (m.conv.weight_fake_quant,          2.0 * k / 255.0,   weight_min,   weight_max),
-        (m.conv.activation_post_process,    k / 255.0,         0.0,          k),
-        (m.quant.activation_post_process,   1.0 / 255.0,       0.0,          1.0),
+        # module,                        scale,                               observer min/max
+        (m.conv.weight_fake_quant,       pick("weight_scale", 2.0 * k / 255.0), weight_min, weight_max),
+        (m.conv.activation_post_process, pick("output_scale", k / 255.0), 0.0,
+         pick("output_observer_max", k)),
+        (m.quant.activation_post_process, pick("input_scale", 1.0 / 255.0), 0.0, 1.0),
     )
     for module, scale, low, high in targets:
         module.scale = torch.Tensor([scale])
@@ -121,8 +134,8 @@ def run_seed(k: float, engine: str, observer: str, rows: int, knobs=None) -> dic
         qconfig = make_qconfig(observer, knobs)
         model = SeedModel(qconfig)
         model.conv.bias = nn.Parameter(torch.zeros_like(model.conv.bias))
-        signs = torch.diag(torch.tensor(WEIGHT_SIGNS[knobs["weight_pattern"]]))
-        model.conv.weight = nn.Parameter(k * signs.reshape(model.conv.weight.shape))
+        matrix = torch.tensor(WEIGHT_MATRICES[knobs["weight_pattern"]])
+        model.conv.weight = nn.Parameter(k * matrix.reshape(model.conv.weight.shape))
         weight_min = min(0.0, float(model.conv.weight.min()))
         weight_max = max(0.0, float(model.conv.weight.max()))
         if knobs["weight_observer_max"] is not None:
@@ -132,7 +145,7 @@ def run_seed(k: float, engine: str, observer: str, rows: int, knobs=None) -> dic
         m = tq.prepare_qat(model).train()
         m.eval()
         m.apply(tq.disable_observer).eval()
-        hand_set_qparams(m, k, weight_min, weight_max)
+        hand_set_qparams(m, k, weight_min, weight_max, knobs)
 
         x = seed_input(rows)
 
@@ -236,13 +249,19 @@ def main(argv=None) -> int:
                     choices=("per_tensor_symmetric", "per_tensor_affine"))
     ap.add_argument("--weight-quant-min", type=int, default=-128)
     ap.add_argument("--reduce-range", action="store_true")
-    ap.add_argument("--weight-pattern", default="identity", choices=tuple(WEIGHT_SIGNS))
+    ap.add_argument("--weight-pattern", default="identity", choices=tuple(WEIGHT_MATRICES))
     ap.add_argument("--weight-observer-max", type=float, default=None)
+    ap.add_argument("--output-observer-max", type=float, default=None)
+    ap.add_argument("--input-scale", type=float, default=None)
+    ap.add_argument("--weight-scale", type=float, default=None)
+    ap.add_argument("--output-scale", type=float, default=None)
     ap.add_argument("--json", metavar="FILE", help="write the JSON here instead of stdout")
     a = ap.parse_args(argv)
     knobs = {"weight_qscheme": a.weight_qscheme, "weight_quant_min": a.weight_quant_min,
              "reduce_range": a.reduce_range, "weight_pattern": a.weight_pattern,
-             "weight_observer_max": a.weight_observer_max}
+             "weight_observer_max": a.weight_observer_max,
+             "output_observer_max": a.output_observer_max, "input_scale": a.input_scale,
+             "weight_scale": a.weight_scale, "output_scale": a.output_scale}
     res = run_seed(a.k, a.backend, a.observer, a.rows, knobs)
     text = json.dumps(res, indent=2)
     if a.json:

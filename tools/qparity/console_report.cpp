@@ -56,7 +56,52 @@ void append_point(std::string& out, const QuantPoint& fq, const QuantPoint& q8) 
 
 }  // namespace
 
-std::string render_seed_console(const SeedResult& r, const RunContext&) {
+void append_explanation(std::string& out, const Explanation& why, bool paths_agree) {
+  const Diagnosis& d = why.diagnosis;
+  out += "\ndiagnosis (computed from this run's numbers)\n";
+  if (d.paths_agree) out += "  the paths agree: every output bin and float is identical\n";
+  for (const std::string& point : d.differing_without_effect) {
+    out += "  note: the " + point + " qparams differ between the paths without changing any output\n";
+  }
+  int number = 1;
+  for (const Finding& f : d.findings) {
+    out += fmt::format("  {}. {} at the {}: {}\n", number++, to_string(f.divergence_class), f.point,
+                       f.summary);
+    out += fmt::format("     explains {} of {} mismatching elements ({} with different bins)\n",
+                       f.explains_elements, d.mismatched_elements, f.explains_bin_mismatches);
+    for (const std::string& e : f.evidence) out += "     - " + e + "\n";
+  }
+  if (!d.paths_agree) {
+    out += fmt::format("  first point where the paths part: {}\n", d.first_parting_point.value_or("?"));
+    if (d.unexplained_elements > 0) {
+      out += fmt::format("  WARNING: {} mismatching elements are NOT explained by any finding\n",
+                         d.unexplained_elements);
+    } else {
+      out += "  every mismatching element is explained\n";
+    }
+  }
+  if (paths_agree && why.fixes.empty()) return;
+  out += "\nfixes, each verified by re-running the experiment with the change applied\n";
+  bool any = false;
+  for (const VerifiedFix& v : why.fixes) {
+    if (!v.verified_parity) continue;
+    any = true;
+    out += fmt::format("  FIX  {}\n       bins agree after the change ({} floats still differ); "
+                       "why: {}\n",
+                       v.candidate.change, v.fp32_mismatch_count, v.candidate.rationale);
+  }
+  if (!any) out += "  none of the candidate changes brings the paths to bin parity\n";
+  for (const VerifiedFix& v : why.fixes) {
+    if (v.verified_parity) continue;
+    out += "  tried, not a fix: " + v.candidate.change + " -> " +
+           (v.error ? "refused: " + *v.error
+                    : fmt::format("{} bins still differ", v.bin_mismatch_count)) +
+           "\n";
+  }
+}
+
+std::string render_seed_console(const SeedResult& r, const std::optional<Explanation>& why,
+                                const RunContext&) {
   const Comparison& c = r.compare;
   const Shape4& s = r.output_shape;
   std::string out;
@@ -107,6 +152,7 @@ std::string render_seed_console(const SeedResult& r, const RunContext&) {
   append_point(out, r.fake_quant.input, r.int8.input);
   append_point(out, r.fake_quant.weight, r.int8.weight);
   append_point(out, r.fake_quant.output, r.int8.output);
+  if (why) append_explanation(out, *why, c.bin_mismatch_count == 0 && c.fp32_mismatch_count == 0);
   return out;
 }
 

@@ -9,6 +9,8 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
+Json optional_json(const std::optional<double>& v) { return v ? Json(*v) : Json(nullptr); }
+
 Json derivation_json(const QParamDerivation& d) {
   return {{"rule", to_string(d.rule)},
           {"min_val", d.min_val},
@@ -66,9 +68,39 @@ Json compare_json(const Comparison& c) {
   return j;
 }
 
+Json index_json(const ElementIndex& i) { return Json::array({i.n, i.c, i.h, i.w}); }
+
+Json diagnosis_json(const Diagnosis& d) {
+  Json findings = Json::array();
+  for (const Finding& f : d.findings) {
+    findings.push_back({{"class", to_string(f.divergence_class)},
+                        {"point", f.point},
+                        {"summary", f.summary},
+                        {"evidence", f.evidence},
+                        {"explains_elements", f.explains_elements},
+                        {"explains_bin_mismatches", f.explains_bin_mismatches},
+                        {"example", f.example ? index_json(*f.example) : Json(nullptr)}});
+  }
+  return findings;
+}
+
+Json fixes_json(const std::vector<VerifiedFix>& fixes) {
+  Json out = Json::array();
+  for (const VerifiedFix& v : fixes) {
+    out.push_back({{"change", v.candidate.change},
+                   {"rationale", v.candidate.rationale},
+                   {"verified_parity", v.verified_parity},
+                   {"bin_mismatch_count", v.bin_mismatch_count},
+                   {"fp32_mismatch_count", v.fp32_mismatch_count},
+                   {"error", v.error ? Json(*v.error) : Json(nullptr)}});
+  }
+  return out;
+}
+
 }  // namespace
 
-std::string render_seed_json(const SeedResult& r, const RunContext& context) {
+std::string render_seed_json(const SeedResult& r, const std::optional<Explanation>& why,
+                             const RunContext& context) {
   const BackendProfile& p = r.profile;
   Json j = {
       {"schema", "qparity.seed/1"},
@@ -83,8 +115,11 @@ std::string render_seed_json(const SeedResult& r, const RunContext& context) {
         {"weight_quant_min", r.options.weight_quant_min},
         {"reduce_range", r.options.activation_reduce_range},
         {"weight_pattern", to_string(r.options.weight_pattern)},
-        {"weight_observer_max", r.options.weight_observer_max ? Json(*r.options.weight_observer_max)
-                                                               : Json(nullptr)},
+        {"weight_observer_max", optional_json(r.options.weight_observer_max)},
+        {"output_observer_max", optional_json(r.options.output_observer_max)},
+        {"input_scale", optional_json(r.options.input_scale)},
+        {"weight_scale", optional_json(r.options.weight_scale)},
+        {"output_scale", optional_json(r.options.output_scale)},
         {"shape", {r.output_shape.n, r.output_shape.c, r.output_shape.h, r.output_shape.w}}}},
       {"profile",
        {{"name", p.name},
@@ -98,6 +133,18 @@ std::string render_seed_json(const SeedResult& r, const RunContext& context) {
         {"int8", path_json(r.int8, r.output_shape)}}},
       {"compare", compare_json(r.compare)},
   };
+  if (why) {
+    const Diagnosis& d = why->diagnosis;
+    j["diagnosis"] = diagnosis_json(d);
+    j["diagnosis_summary"] = {
+        {"paths_agree", d.paths_agree},
+        {"first_parting_point",
+         d.first_parting_point ? Json(*d.first_parting_point) : Json(nullptr)},
+        {"qparams_differ_without_effect", d.differing_without_effect},
+        {"mismatched_elements", d.mismatched_elements},
+        {"unexplained_elements", d.unexplained_elements}};
+    j["fixes"] = fixes_json(why->fixes);
+  }
   return j.dump(2) + "\n";
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "qparity/version.h"
+#include "explain_command.h"
 #include "seed_command.h"
 
 namespace {
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
       "  qparity                                   the seed experiment (k = 1, fbgemm, fused)\n"
       "  qparity seed --backend qnnpack --k 0.01   the same on qnnpack with weights 0.01*I\n"
       "  qparity seed --observer plain --json r.json\n"
+      "  qparity explain --index 0,0,0,128          one element's trace through both paths\n"
       "Exit codes: 0 the paths agree bin for bin, 1 bins diverge, 2 error.\n"
       "Documentation: README.md, docs/usage.md, docs/json.md, docs/numerics.md.");
 
@@ -47,6 +49,15 @@ int main(int argc, char** argv) {
   seed->set_version_flag("--version", version_line());
   seed->footer("Exit codes: 0 the paths agree bin for bin, 1 bins diverge, 2 error.");
   qparity::cli::add_seed_options(*seed, seed_options);
+  qparity::cli::ExplainCommandOptions explain_options;
+  CLI::App* explain = app.add_subcommand(
+      "explain",
+      "Trace one output element through both paths, stage by stage: input, weight, accumulator,\n"
+      "bias, multiplier, pre-rounding value, rounding, zero point, clamp, output bin; the first\n"
+      "stage where the paths differ is marked. Takes every option of `seed`.");
+  explain->set_version_flag("--version", version_line());
+  explain->footer("Exit codes: 0 the element agrees in both paths, 1 it differs, 2 error.");
+  qparity::cli::add_explain_options(*explain, explain_options);
   // Without a command qparity runs the seed experiment, so its options work there too.
   qparity::cli::add_seed_options(app, seed_options);
 
@@ -61,6 +72,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::cerr << "qparity: error: " << e.what() << " (run 'qparity --help' for usage)\n";
     return kUsageExitCode;
+  }
+  if (explain->parsed()) {
+    return qparity::cli::run_explain_command(explain_options, join_arguments(argc, argv));
   }
   // Bare `qparity` and `qparity seed` both run the seed experiment.
   return qparity::cli::run_seed_command(seed_options, join_arguments(argc, argv));

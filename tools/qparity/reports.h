@@ -3,6 +3,11 @@
 
 #include <string>
 
+#include <optional>
+#include <vector>
+
+#include "qparity/diagnose/diagnosis.h"
+#include "qparity/diagnose/fixes.h"
 #include "qparity/scenario/seed.h"
 
 namespace qparity::cli {
@@ -12,7 +17,15 @@ struct RunContext {
   std::string command_line;
 };
 
-std::string render_seed_console(const SeedResult& result, const RunContext& context);
-std::string render_seed_json(const SeedResult& result, const RunContext& context);
+// The explanation of a run, when one was computed.
+struct Explanation {
+  Diagnosis diagnosis;
+  std::vector<VerifiedFix> fixes;
+};
+
+std::string render_seed_console(const SeedResult& result, const std::optional<Explanation>& why,
+                                const RunContext& context);
+std::string render_seed_json(const SeedResult& result, const std::optional<Explanation>& why,
+                             const RunContext& context);
 
 }  // namespace qparity::cli

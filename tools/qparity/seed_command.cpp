@@ -86,7 +86,9 @@ void check_memory(int64_t rows) {
   }
 }
 
-SeedOptions validate(const SeedCommandOptions& raw) {
+}  // namespace
+
+SeedOptions parse_seed_options(const SeedCommandOptions& raw) {
   SeedOptions o;
   o.k = parse_k(raw.k);
   if (!make_backend_profile(raw.backend, CpuFeatures{})) {
@@ -118,18 +120,32 @@ SeedOptions validate(const SeedCommandOptions& raw) {
   const auto pattern = parse_weight_pattern(raw.weight_pattern);
   if (!pattern) {
     throw std::invalid_argument("--weight-pattern: unknown pattern '" + raw.weight_pattern +
-                                "' (choose identity, negative or mixed)");
+                                "' (choose identity, negative, mixed or dense)");
   }
   o.weight_pattern = *pattern;
   if (raw.weight_observer_max) {
     o.weight_observer_max = parse_finite("--weight-observer-max", *raw.weight_observer_max);
   }
+  if (raw.output_observer_max) {
+    o.output_observer_max = parse_finite("--output-observer-max", *raw.output_observer_max);
+  }
+  const auto positive = [](const char* option, const std::optional<std::string>& text) {
+    std::optional<double> value;
+    if (text) {
+      value = parse_finite(option, *text);
+      if (!(*value > 0.0)) {
+        throw std::invalid_argument(std::string(option) + ": '" + *text + "' must be greater than 0");
+      }
+    }
+    return value;
+  };
+  o.input_scale = positive("--input-scale", raw.input_scale);
+  o.weight_scale = positive("--weight-scale", raw.weight_scale);
+  o.output_scale = positive("--output-scale", raw.output_scale);
   validate_seed_options(o);
   check_memory(o.rows);
   return o;
 }
-
-}  // namespace
 
 void add_seed_options(CLI::App& command, SeedCommandOptions& o) {
   command.add_option("--k", o.k,
@@ -164,7 +180,7 @@ void add_seed_options(CLI::App& command, SeedCommandOptions& o) {
       ->group("Quantization knobs");
   command.add_option("--weight-pattern", o.weight_pattern,
                      "Conv weights: identity (k*I, the seed), negative (-k*I) or mixed "
-                     "(k*diag(1,-1,1))")
+                     "(k*diag(1,-1,1)) or dense (k*[[1,.5,-.25],[-.5,1,.5],[.25,-.5,1]])")
       ->type_name("NAME")
       ->capture_default_str()
       ->group("Quantization knobs");
@@ -172,6 +188,25 @@ void add_seed_options(CLI::App& command, SeedCommandOptions& o) {
                      "Hand-set the weight observer's max_val to this value instead of max(W) = k")
       ->type_name("FLOAT")
       ->group("Quantization knobs");
+  command.add_option("--output-observer-max", o.output_observer_max,
+                     "Hand-set the output observer's max_val to this value instead of k")
+      ->type_name("FLOAT")
+      ->group("Quantization knobs");
+  command.add_option("--input-scale", o.input_scale,
+                     "Hand-set the input fake-quant scale to this value instead of 1/255")
+      ->type_name("FLOAT")
+      ->group("Quantization knobs");
+  command.add_option("--weight-scale", o.weight_scale,
+                     "Hand-set the weight fake-quant scale to this value instead of 2k/255")
+      ->type_name("FLOAT")
+      ->group("Quantization knobs");
+  command.add_option("--output-scale", o.output_scale,
+                     "Hand-set the output fake-quant scale to this value instead of k/255 (a fused "
+                     "module overwrites hand-set scales)")
+      ->type_name("FLOAT")
+      ->group("Quantization knobs");
+  command.add_flag("--no-diagnosis", o.no_diagnosis,
+                   "Only compare: skip the diagnosis and the verification of fixes");
   command.add_option("--json", o.json_path,
                      "Also write the full result as JSON to FILE (see docs/json.md); written "
                      "atomically")
@@ -180,7 +215,7 @@ void add_seed_options(CLI::App& command, SeedCommandOptions& o) {
 
 int run_seed_command(const SeedCommandOptions& raw, const std::string& command_line) {
   try {
-    const SeedOptions options = validate(raw);
+    const SeedOptions options = parse_seed_options(raw);
     std::unique_ptr<AtomicFile> json_file;
     if (raw.json_path) {
       try {
@@ -189,10 +224,18 @@ int run_seed_command(const SeedCommandOptions& raw, const std::string& command_l
         throw std::invalid_argument(std::string("--json: ") + e.what());
       }
     }
-    const SeedResult result = run_seed(options, detect_cpu_features());
+    const CpuFeatures cpu = detect_cpu_features();
+    const SeedExperiment experiment(options, cpu);
+    const SeedResult result = run_experiment(experiment);
+    std::optional<Explanation> why;
+    if (!raw.no_diagnosis) {
+      Explanation e{diagnose(experiment, result), {}};
+      e.fixes = verify_fixes(propose_fixes(experiment, result, e.diagnosis), result, cpu);
+      why = std::move(e);
+    }
     const RunContext context{command_line};
-    std::cout << render_seed_console(result, context) << std::flush;
-    if (json_file) json_file->commit(render_seed_json(result, context));
+    std::cout << render_seed_console(result, why, context) << std::flush;
+    if (json_file) json_file->commit(render_seed_json(result, why, context));
     return result.compare.bin_mismatch_count == 0 ? 0 : 1;
   } catch (const std::invalid_argument& e) {
     std::cerr << "qparity seed: error: " << e.what() << "\n";

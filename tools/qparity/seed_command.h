@@ -2,6 +2,8 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+
+#include "qparity/scenario/seed.h"
 #include <optional>
 #include <string>
 
@@ -19,11 +21,17 @@ struct SeedCommandOptions {
   bool reduce_range = false;
   std::string weight_pattern = "identity";
   std::optional<std::string> weight_observer_max;
+  std::optional<std::string> output_observer_max;
+  std::optional<std::string> input_scale, weight_scale, output_scale;
   std::optional<std::string> json_path;  // absent = no JSON
+  bool no_diagnosis = false;             // skip the diagnosis and fix verification
 };
 
 // Adds the seed options to `command`, bound to `options`.
 void add_seed_options(CLI::App& command, SeedCommandOptions& options);
+
+// Turns the raw option text into SeedOptions; throws std::invalid_argument naming the option.
+SeedOptions parse_seed_options(const SeedCommandOptions& raw);
 
 // Runs the experiment and writes the reports. Returns the process exit code:
 // 0 bins agree, 1 bins diverge, 2 error (message already on stderr).

@@ -41,9 +41,11 @@ struct Finding {
 struct Diagnosis {
   bool paths_agree = false;
   int64_t mismatched_elements = 0;  // elements whose float output or bin differs
-  // The first quantization point, in model order, whose grids differ between the paths
-  // (it may explain nothing when its difference never reaches an output).
-  std::optional<std::string> first_differing_point;
+  // The first point, in model order, where the paths part: the point of the first finding
+  // ("requantization" when only the integer kernel differs).
+  std::optional<std::string> first_parting_point;
+  // Points whose grids differ between the paths without changing any output.
+  std::vector<std::string> differing_without_effect;
   std::vector<Finding> findings;
   int64_t unexplained_elements = 0;  // mismatching elements no finding explains (should be 0)
 };

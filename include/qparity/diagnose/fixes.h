@@ -19,7 +19,9 @@ struct FixCandidate {
 
 struct VerifiedFix {
   FixCandidate candidate;
-  bool verified_parity = false;  // the re-run's bins agree everywhere
+  // The re-run reached parity: its bins agree everywhere, and, when the original run's bins
+  // already agreed (a float-only difference), its floats agree too.
+  bool verified_parity = false;
   int64_t bin_mismatch_count = 0;
   int64_t fp32_mismatch_count = 0;
   std::optional<std::string> error;  // the re-run was refused (e.g. the engine rejects it)
@@ -29,8 +31,9 @@ struct VerifiedFix {
 std::vector<FixCandidate> propose_fixes(const SeedExperiment& experiment,
                                         const SeedResult& result, const Diagnosis& diagnosis);
 
-// Re-runs every candidate; the result lists each with whether it reached bin parity.
+// Re-runs every candidate; the result lists each with whether it reached parity.
+// `original` is the run the candidates try to fix.
 std::vector<VerifiedFix> verify_fixes(const std::vector<FixCandidate>& candidates,
-                                      const CpuFeatures& cpu);
+                                      const SeedResult& original, const CpuFeatures& cpu);
 
 }  // namespace qparity

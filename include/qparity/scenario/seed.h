@@ -30,6 +30,7 @@ enum class WeightPattern {
   kIdentity,          // k·I (the seed)
   kNegativeIdentity,  // -k·I
   kMixedSigns,        // k·diag(+1, -1, +1)
+  kDense,             // k·[[1, .5, -.25], [-.5, 1, .5], [.25, -.5, 1]]: three products per output
 };
 
 std::string_view to_string(WeightPattern pattern);
@@ -48,6 +49,13 @@ struct SeedOptions {
   WeightPattern weight_pattern = WeightPattern::kIdentity;
   // Overrides the hand-set weight observer max_val (the seed sets it to max(W) = k).
   std::optional<double> weight_observer_max;
+  // Overrides the hand-set output observer max_val (the seed sets it to k).
+  std::optional<double> output_observer_max;
+  // Override the hand-set scales (the seed: input 1/255, weight 2k/255, output k/255, each a
+  // double rounded to float32 by torch.Tensor([...])). A fused module overwrites them anyway.
+  std::optional<double> input_scale;
+  std::optional<double> weight_scale;
+  std::optional<double> output_scale;
 };
 
 constexpr int64_t kSeedChannels = 3;

@@ -1,0 +1,157 @@
+#include "explain_command.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <vector>
+
+#include "atomic_file.h"
+#include "qparity/diagnose/trace.h"
+#include "qparity/version.h"
+
+namespace qparity::cli {
+namespace {
+
+std::string shape_text(const Shape4& s) {
+  return fmt::format("[{}, {}, {}, {}]", s.n, s.c, s.h, s.w);
+}
+
+ElementIndex parse_index(const std::string& text, const Shape4& shape) {
+  std::vector<int64_t> parts;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = text.find(',', start);
+    const std::string piece = text.substr(start, comma == std::string::npos ? std::string::npos
+                                                                            : comma - start);
+    int64_t value = 0;
+    const auto [ptr, ec] = std::from_chars(piece.data(), piece.data() + piece.size(), value);
+    if (piece.empty() || ec != std::errc() || ptr != piece.data() + piece.size()) {
+      throw std::invalid_argument("--index: '" + text + "' must be four integers n,c,h,w");
+    }
+    parts.push_back(value);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (parts.size() != 4) {
+    throw std::invalid_argument("--index: '" + text + "' has " + std::to_string(parts.size()) +
+                                " numbers; it needs four: n,c,h,w");
+  }
+  const int64_t limits[4] = {shape.n, shape.c, shape.h, shape.w};
+  const char* names[4] = {"n", "c", "h", "w"};
+  for (int i = 0; i < 4; ++i) {
+    if (parts[static_cast<size_t>(i)] < 0 || parts[static_cast<size_t>(i)] >= limits[i]) {
+      throw std::invalid_argument(fmt::format("--index: {} = {} is outside the output shape {} ({} "
+                                              "must be in [0, {}])",
+                                              names[i], parts[static_cast<size_t>(i)],
+                                              shape_text(shape), names[i], limits[i] - 1));
+    }
+  }
+  return {parts[0], parts[1], parts[2], parts[3]};
+}
+
+std::string render_console(const SeedResult& r, const ElementExplanation& e, bool defaulted) {
+  std::string out = fmt::format(
+      "qparity explain: element [{}, {}, {}, {}] of the seed experiment (k = {:.17g}, backend {}, "
+      "observer {}){}\n\n",
+      e.index.n, e.index.c, e.index.h, e.index.w, r.options.k, r.profile.name,
+      to_string(r.options.observer), defaulted ? ", the first mismatching element" : "");
+  size_t width_a = 10, width_b = 10, width_s = 5;
+  for (const TraceRow& row : e.rows) {
+    width_s = std::max(width_s, row.stage.size());
+    width_a = std::max(width_a, row.fake_quant.size());
+    width_b = std::max(width_b, row.int8.size());
+  }
+  out += fmt::format("  {:<{}}  {:<{}}  {}\n", "stage", width_s, "fake-quant path", width_a,
+                     "int8 path");
+  for (size_t i = 0; i < e.rows.size(); ++i) {
+    const TraceRow& row = e.rows[i];
+    const char* mark = e.first_difference && *e.first_difference == i
+                           ? "   <- first difference"
+                           : (row.differs ? "   <- differs" : "");
+    out += fmt::format("  {:<{}}  {:<{}}  {}{}\n", row.stage, width_s, row.fake_quant, width_a,
+                       row.int8, mark);
+  }
+  if (e.first_difference) {
+    const TraceRow& row = e.rows[*e.first_difference];
+    out += fmt::format("\nthe paths first differ at: {} ({} vs {})\n", row.stage, row.fake_quant,
+                       row.int8);
+  } else {
+    out += "\nthis element is identical in both paths at every stage\n";
+  }
+  return out;
+}
+
+std::string render_json(const SeedResult& r, const ElementExplanation& e,
+                        const std::string& command_line) {
+  using Json = nlohmann::ordered_json;
+  Json rows = Json::array();
+  for (const TraceRow& row : e.rows) {
+    rows.push_back({{"stage", row.stage},
+                    {"fake_quant", row.fake_quant},
+                    {"int8", row.int8},
+                    {"differs", row.differs}});
+  }
+  Json j = {{"schema", "qparity.explain/1"},
+            {"qparity_version", version()},
+            {"command_line", command_line},
+            {"scenario",
+             {{"k", r.options.k},
+              {"backend", r.options.backend},
+              {"observer", to_string(r.options.observer)},
+              {"rows", r.options.rows}}},
+            {"index", {e.index.n, e.index.c, e.index.h, e.index.w}},
+            {"stages", rows}};
+  j["first_difference"] =
+      e.first_difference ? Json(e.rows[*e.first_difference].stage) : Json(nullptr);
+  return j.dump(2) + "\n";
+}
+
+}  // namespace
+
+void add_explain_options(CLI::App& command, ExplainCommandOptions& o) {
+  add_seed_options(command, o.seed);
+  command.add_option("--index", o.index,
+                     "Output element to trace, as n,c,h,w (default: the first mismatching element; "
+                     "[0, 0, 0, 0] when the paths agree)")
+      ->type_name("N,C,H,W");
+}
+
+int run_explain_command(const ExplainCommandOptions& raw, const std::string& command_line) {
+  try {
+    const SeedOptions options = parse_seed_options(raw.seed);
+    std::unique_ptr<AtomicFile> json_file;
+    if (raw.seed.json_path) {
+      try {
+        json_file = std::make_unique<AtomicFile>(*raw.seed.json_path);
+      } catch (const std::runtime_error& e) {
+        throw std::invalid_argument(std::string("--json: ") + e.what());
+      }
+    }
+    const SeedExperiment experiment(options, detect_cpu_features());
+    ElementIndex index;
+    const bool defaulted = !raw.index;
+    if (raw.index) {
+      index = parse_index(*raw.index, experiment.output_shape());
+    }
+    const SeedResult result = run_experiment(experiment);
+    if (defaulted && result.compare.first_mismatch) index = result.compare.first_mismatch->index;
+    const ElementExplanation e = explain_element(experiment, result, index);
+    std::cout << render_console(result, e, defaulted && result.compare.first_mismatch.has_value())
+              << std::flush;
+    if (json_file) json_file->commit(render_json(result, e, command_line));
+    return e.first_difference ? 1 : 0;
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "qparity explain: error: " << e.what() << "\n";
+  } catch (const std::bad_alloc&) {
+    std::cerr << "qparity explain: error: out of memory (try fewer --rows)\n";
+  } catch (const std::exception& e) {
+    std::cerr << "qparity explain: error: " << e.what() << "\n";
+  }
+  return 2;
+}
+
+}  // namespace qparity::cli
