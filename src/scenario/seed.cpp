@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -154,6 +156,61 @@ void validate_seed_options(const SeedOptions& o) {
       throw std::invalid_argument("hand-set scales must be positive normal float32 values");
     }
   }
+}
+
+namespace {
+
+std::string shortest(double v) {
+  char buf[40];
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
+void add_if(std::vector<std::pair<std::string, std::string>>& out, bool changed,
+            const char* flag, std::string value) {
+  if (changed) out.emplace_back(flag, std::move(value));
+}
+
+void add_optional(std::vector<std::pair<std::string, std::string>>& out, const char* flag,
+                  const std::optional<double>& base, const std::optional<double>& changed) {
+  if (base != changed && changed) out.emplace_back(flag, shortest(*changed));
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> option_changes(const SeedOptions& a,
+                                                                const SeedOptions& b) {
+  std::vector<std::pair<std::string, std::string>> out;
+  add_if(out, a.k != b.k, "--k", shortest(b.k));
+  add_if(out, a.backend != b.backend, "--backend", b.backend);
+  add_if(out, a.observer != b.observer, "--observer", std::string(to_string(b.observer)));
+  add_if(out, a.rows != b.rows, "--rows", std::to_string(b.rows));
+  add_if(out, a.weight_qscheme != b.weight_qscheme, "--weight-qscheme",
+         std::string(to_string(b.weight_qscheme)));
+  add_if(out, a.weight_quant_min != b.weight_quant_min, "--weight-quant-min",
+         std::to_string(b.weight_quant_min));
+  add_if(out, a.activation_reduce_range != b.activation_reduce_range, "--reduce-range",
+         b.activation_reduce_range ? "" : "false");
+  add_if(out, a.weight_pattern != b.weight_pattern, "--weight-pattern",
+         std::string(to_string(b.weight_pattern)));
+  add_optional(out, "--weight-observer-max", a.weight_observer_max, b.weight_observer_max);
+  add_optional(out, "--output-observer-max", a.output_observer_max, b.output_observer_max);
+  add_optional(out, "--input-scale", a.input_scale, b.input_scale);
+  add_optional(out, "--weight-scale", a.weight_scale, b.weight_scale);
+  add_optional(out, "--output-scale", a.output_scale, b.output_scale);
+  return out;
+}
+
+std::string seed_command_line(const SeedOptions& options) {
+  std::string line = "qparity seed";
+  for (const auto& [flag, value] : option_changes(SeedOptions{}, options)) {
+    line += " " + flag;
+    if (!value.empty()) line += (value == "false" ? "=" : " ") + value;
+  }
+  return line;
 }
 
 SeedExperiment::SeedExperiment(const SeedOptions& o, const CpuFeatures& cpu) : options_(o) {

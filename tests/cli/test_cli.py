@@ -101,6 +101,71 @@ class SeedRuns(unittest.TestCase):
             self.assertIsNone(load_json(path)["compare"]["first_mismatch"])
 
 
+class Explain(unittest.TestCase):
+    def test_default_traces_the_first_mismatch(self):
+        r = run("explain", "--rows", "2")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("element [0, 0, 0, 128]", r.stdout)
+        self.assertIn("<- first difference", r.stdout)
+        self.assertIn("the paths first differ at: weight[c=0] dequantized", r.stdout)
+
+    def test_agreeing_element_exits_zero(self):
+        r = run("explain", "--rows", "2", "--index", "0,0,1,5")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("output of this element is nevertheless identical", r.stdout)
+        r = run("explain", "--rows", "2", "--index", "0,0,1,0")
+        self.assertEqual(r.returncode, 0)
+
+    def test_json(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "e.json")
+            r = run("explain", "--rows", "1", "--index", "0,2,0,200", "--json", path)
+            self.assertEqual(r.returncode, 1)
+            doc = load_json(path)
+            self.assertEqual(doc["schema"], "qparity.explain/1")
+            self.assertEqual(doc["index"], [0, 2, 0, 200])
+            self.assertTrue(any(s["differs"] for s in doc["stages"]))
+
+    def test_bad_index(self):
+        for value, why in (("0,0,0,256", "outside"), ("0,3,0,0", "outside"), ("1,0,0,0", "outside"),
+                           ("0,0,2,0", "outside"), ("-1,0,0,0", "outside"), ("0,0,0", "four"),
+                           ("0,0,0,0,0", "four"), ("a,b,c,d", "integers"), ("", "integers"),
+                           ("0,,0,0", "integers"), ("0.5,0,0,0", "integers")):
+            with tempfile.TemporaryDirectory() as d:
+                r = run("explain", "--rows", "2", "--index", value, "--json", os.path.join(d, "e.json"))
+                self.assertEqual(r.returncode, 2, value)
+                self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+                self.assertIn("--index", r.stderr)
+                self.assertIn(why, r.stderr, value)
+                self.assertEqual(os.listdir(d), [])
+
+
+class Diagnosis(unittest.TestCase):
+    def test_seed_reports_cause_and_verified_fixes(self):
+        r = run("--rows", "2")
+        self.assertIn("grid_mismatch at the weight", r.stdout)
+        self.assertIn("every mismatching element is explained", r.stdout)
+        self.assertIn("FIX  use FakeQuantize", r.stdout)
+
+    def test_no_diagnosis_flag(self):
+        r = run("--rows", "2", "--no-diagnosis")
+        self.assertNotIn("diagnosis", r.stdout)
+        self.assertEqual(r.returncode, 1)
+
+    def test_json_fixes_say_what_to_apply(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "s.json")
+            run("--rows", "2", "--json", path)
+            doc = load_json(path)
+            self.assertEqual(doc["diagnosis"][0]["class"], "grid_mismatch")
+            self.assertEqual(doc["diagnosis"][0]["point"], "weight")
+            fixes = {f["change"]: f for f in doc["fixes"]}
+            plain = [f for f in doc["fixes"] if f["apply"] == {"--observer": "plain"}]
+            self.assertEqual(len(plain), 1)
+            self.assertTrue(plain[0]["verified_parity"])
+            self.assertTrue(fixes)
+
+
 class BadInput(unittest.TestCase):
     def assert_usage_error(self, argv, *fragments, json_dir=None):
         r = run(*argv)
@@ -131,6 +196,16 @@ class BadInput(unittest.TestCase):
                 self.assert_usage_error(
                     ["seed", "--rows", value, "--json", os.path.join(d, "o.json")], "--rows", why,
                     json_dir=d)
+
+    def test_bad_knobs(self):
+        self.assert_usage_error(["seed", "--weight-qscheme", "per_channel"], "--weight-qscheme")
+        self.assert_usage_error(["seed", "--weight-quant-min", "-129"], "--weight-quant-min")
+        self.assert_usage_error(["seed", "--weight-quant-min", "127"], "--weight-quant-min")
+        self.assert_usage_error(["seed", "--weight-pattern", "random"], "--weight-pattern")
+        self.assert_usage_error(["seed", "--weight-observer-max", "nan"], "--weight-observer-max")
+        self.assert_usage_error(["seed", "--output-scale", "0"], "--output-scale")
+        self.assert_usage_error(["seed", "--input-scale", "-1"], "--input-scale")
+        self.assert_usage_error(["seed", "--weight-scale", "x"], "--weight-scale")
 
     def test_unknown_backend_and_observer(self):
         self.assert_usage_error(["seed", "--backend", "tpu"], "--backend", "tpu", "qnnpack")

@@ -86,9 +86,10 @@ void append_explanation(std::string& out, const Explanation& why, bool paths_agr
   for (const VerifiedFix& v : why.fixes) {
     if (!v.verified_parity) continue;
     any = true;
-    out += fmt::format("  FIX  {}\n       bins agree after the change ({} floats still differ); "
-                       "why: {}\n",
-                       v.candidate.change, v.fp32_mismatch_count, v.candidate.rationale);
+    out += fmt::format("  FIX  {}\n       verified: bins agree after the change ({} floats still "
+                       "differ)\n       why: {}\n       re-run: {}\n",
+                       v.candidate.change, v.fp32_mismatch_count, v.candidate.rationale,
+                       seed_command_line(v.candidate.options));
   }
   if (!any) out += "  none of the candidate changes brings the paths to bin parity\n";
   for (const VerifiedFix& v : why.fixes) {
@@ -105,8 +106,13 @@ std::string render_seed_console(const SeedResult& r, const std::optional<Explana
   const Comparison& c = r.compare;
   const Shape4& s = r.output_shape;
   std::string out;
-  out += "qparity seed: QuantStub -> Conv2d 1x1 (weight k*I, bias 0) + ReLU -> DeQuantStub, "
-         "QAT fake-quant vs convert()ed int8\n";
+  out += fmt::format("qparity seed: QuantStub -> Conv2d 1x1 (weights k*{}, bias 0) + ReLU -> "
+                     "DeQuantStub, QAT fake-quant vs convert()ed int8\n",
+                     r.options.weight_pattern == WeightPattern::kIdentity ? std::string("I")
+                                                                          : std::string(to_string(r.options.weight_pattern)));
+  if (const std::string line = seed_command_line(r.options); line != "qparity seed") {
+    out += "  options: " + line.substr(std::string("qparity seed ").size()) + "\n";
+  }
   out += fmt::format("  k = {:.17g}, backend {}, observer {}, input [{}, {}, {}, {}] (ramp i/255 along W)\n",
                      r.options.k, r.profile.name,
                      r.options.observer == ObserverKind::kFused ? "FusedMovingAvgObsFakeQuantize"

@@ -75,10 +75,13 @@ std::string render_console(const SeedResult& r, const ElementExplanation& e, boo
     out += fmt::format("  {:<{}}  {:<{}}  {}{}\n", row.stage, width_s, row.fake_quant, width_a,
                        row.int8, mark);
   }
+  const bool outputs_agree = e.fake_quant.output_bin == e.int8.output_bin &&
+                             e.fake_quant.output_dequantized == e.int8.output_dequantized;
   if (e.first_difference) {
     const TraceRow& row = e.rows[*e.first_difference];
     out += fmt::format("\nthe paths first differ at: {} ({} vs {})\n", row.stage, row.fake_quant,
                        row.int8);
+    if (outputs_agree) out += "the output of this element is nevertheless identical in both paths\n";
   } else {
     out += "\nthis element is identical in both paths at every stage\n";
   }
@@ -143,7 +146,9 @@ int run_explain_command(const ExplainCommandOptions& raw, const std::string& com
     std::cout << render_console(result, e, defaulted && result.compare.first_mismatch.has_value())
               << std::flush;
     if (json_file) json_file->commit(render_json(result, e, command_line));
-    return e.first_difference ? 1 : 0;
+    const bool outputs_agree = e.fake_quant.output_bin == e.int8.output_bin &&
+                               e.fake_quant.output_dequantized == e.int8.output_dequantized;
+    return outputs_agree ? 0 : 1;
   } catch (const std::invalid_argument& e) {
     std::cerr << "qparity explain: error: " << e.what() << "\n";
   } catch (const std::bad_alloc&) {

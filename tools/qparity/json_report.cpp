@@ -84,10 +84,16 @@ Json diagnosis_json(const Diagnosis& d) {
   return findings;
 }
 
-Json fixes_json(const std::vector<VerifiedFix>& fixes) {
+Json fixes_json(const std::vector<VerifiedFix>& fixes, const SeedOptions& base) {
   Json out = Json::array();
   for (const VerifiedFix& v : fixes) {
+    Json apply = Json::object();
+    for (const auto& [flag, value] : option_changes(base, v.candidate.options)) {
+      apply[flag] = value.empty() ? Json(true) : (value == "false" ? Json(false) : Json(value));
+    }
     out.push_back({{"change", v.candidate.change},
+                   {"apply", apply},
+                   {"command", seed_command_line(v.candidate.options)},
                    {"rationale", v.candidate.rationale},
                    {"verified_parity", v.verified_parity},
                    {"bin_mismatch_count", v.bin_mismatch_count},
@@ -143,7 +149,7 @@ std::string render_seed_json(const SeedResult& r, const std::optional<Explanatio
         {"qparams_differ_without_effect", d.differing_without_effect},
         {"mismatched_elements", d.mismatched_elements},
         {"unexplained_elements", d.unexplained_elements}};
-    j["fixes"] = fixes_json(why->fixes);
+    j["fixes"] = fixes_json(why->fixes, r.options);
   }
   return j.dump(2) + "\n";
 }

@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
       "bias, multiplier, pre-rounding value, rounding, zero point, clamp, output bin; the first\n"
       "stage where the paths differ is marked. Takes every option of `seed`.");
   explain->set_version_flag("--version", version_line());
-  explain->footer("Exit codes: 0 the element agrees in both paths, 1 it differs, 2 error.");
+  explain->footer("Exit codes: 0 the element's output agrees in both paths, 1 it differs, 2 error.");
   qparity::cli::add_explain_options(*explain, explain_options);
   // Without a command qparity runs the seed experiment, so its options work there too.
   qparity::cli::add_seed_options(app, seed_options);

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "qparity/diff/compare.h"
@@ -66,6 +67,15 @@ int64_t seed_bytes_per_row();
 
 // Throws std::invalid_argument naming the option when it is unusable.
 void validate_seed_options(const SeedOptions& options);
+
+// The `qparity seed` command-line options that turn `base` into `changed`, as (flag, value)
+// pairs; a flag without value has an empty value, a flag turned off has the value "false"
+// (written --flag=false). Reports and fixes use it to say exactly what to run.
+std::vector<std::pair<std::string, std::string>> option_changes(const SeedOptions& base,
+                                                                const SeedOptions& changed);
+
+// All options of `options` that differ from the defaults, as one `qparity seed ...` line.
+std::string seed_command_line(const SeedOptions& options);
 
 // One quantization point (input, weight, output) as one path used it.
 struct QuantPoint {
