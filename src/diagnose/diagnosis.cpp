@@ -221,7 +221,7 @@ std::string class_summary(DivergenceClass c, const std::string& point) {
 }
 
 bool element_differs(const PathRun& a, const PathRun& b, size_t i) {
-  return a.bins[i] != b.bins[i] || a.values[i] != b.values[i];
+  return a.bins[i] != b.bins[i] || a.value(i) != b.value(i);
 }
 
 }  // namespace

@@ -35,15 +35,17 @@ ElementIndex unravel(const Shape4& s, int64_t flat) {
 
 Comparison compare_paths(const Shape4& shape, PathOutputs expected, PathOutputs actual) {
   const auto count = static_cast<size_t>(shape.numel());
-  if (expected.values.size() != count || actual.values.size() != count ||
-      expected.bins.size() != count || actual.bins.size() != count) {
+  if (expected.bins.size() != count || actual.bins.size() != count ||
+      expected.value_of_bin == nullptr || actual.value_of_bin == nullptr) {
     throw std::invalid_argument("compare_paths: outputs do not match the shape");
   }
+  const std::array<float, 256>& expected_value = *expected.value_of_bin;
+  const std::array<float, 256>& actual_value = *actual.value_of_bin;
   Comparison c;
   c.element_count = shape.numel();
   double error_sum = 0.0;
   for (size_t i = 0; i < count; ++i) {
-    const float error = std::fabs(expected.values[i] - actual.values[i]);
+    const float error = std::fabs(expected_value[expected.bins[i]] - actual_value[actual.bins[i]]);
     const int64_t dq = static_cast<int64_t>(expected.bins[i]) - actual.bins[i];
     error_sum += static_cast<double>(error);
     c.error_max = std::max(c.error_max, error);

@@ -1,5 +1,7 @@
 #include "qparity/ops/conv2d.h"
 
+#include "qparity/numerics/span_kernels.h"
+
 #include <algorithm>
 #include <stdexcept>
 #include <string>
@@ -253,9 +255,10 @@ std::vector<uint8_t> conv2d_quantized(const BackendProfile& profile,
   const Shape4 out = conv2d_output_shape(a.input_shape, a.weight_shape, a.geometry);
   const auto plane = static_cast<size_t>(out.h * out.w);
   std::vector<uint8_t> result(acc.size());
+  const std::span<const int32_t> all(acc);
   for (size_t start = 0; start < acc.size(); start += plane) {
     const RequantChannel& channel = channels[(start / plane) % static_cast<size_t>(out.c)];
-    for (size_t p = start; p < start + plane; ++p) result[p] = requantize(acc[p], channel);
+    requantize_span(all.subspan(start, plane), channel, std::span(result).subspan(start, plane));
   }
   return result;
 }

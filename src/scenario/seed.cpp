@@ -11,6 +11,7 @@
 #include "qparity/numerics/fake_quant.h"
 #include "qparity/numerics/float32.h"
 #include "qparity/numerics/quantize.h"
+#include "qparity/numerics/span_kernels.h"
 
 namespace qparity {
 namespace {
@@ -67,15 +68,6 @@ std::vector<float> seed_weight(const SeedOptions& o) {
   return w;
 }
 
-// arange(0,256).repeat(1,3,rows,1) / 255.0: float32 true division of exact integers.
-std::vector<float> seed_input(const Shape4& shape) {
-  std::vector<float> x(static_cast<size_t>(shape.numel()));
-  for (size_t i = 0; i < x.size(); ++i) {
-    x[i] = static_cast<float>(i % static_cast<size_t>(kSeedWidth)) / 255.0f;
-  }
-  return x;
-}
-
 QuantPoint make_point(std::string name, const FakeQuantModule& m, UsedQParams used) {
   return {std::move(name), m.spec.dtype, m.spec.qscheme, std::move(used)};
 }
@@ -84,9 +76,6 @@ QuantGrid storage_grid(const QuantGrid& g, QDType dtype) {
   return {g.scale, g.zero_point, storage_range(dtype)};
 }
 
-int64_t flat_index(const Shape4& s, const ElementIndex& i) {
-  return ((i.n * s.c + i.c) * s.h + i.h) * s.w + i.w;
-}
 
 }  // namespace
 
@@ -220,7 +209,6 @@ SeedExperiment::SeedExperiment(const SeedOptions& o, const CpuFeatures& cpu) : o
   profile_ = std::move(*profile);
   input_shape_ = {1, kSeedChannels, o.rows, kSeedWidth};
   weight_shape_ = {kSeedChannels, kSeedChannels, 1, 1};
-  input_ = seed_input(input_shape_);
   weight_ = seed_weight(o);
   bias_.assign(static_cast<size_t>(kSeedChannels), 0.0f);
 
@@ -265,22 +253,80 @@ PathResult SeedExperiment::derive_int8_points() const {
   return p;
 }
 
+// arange(0,256).repeat(1,3,rows,1) / 255.0: float32 true division of exact integers.
+float SeedExperiment::input_at(const ElementIndex& index) const {
+  return static_cast<float>(index.w) / 255.0f;
+}
+
+void SeedExperiment::input_rows(int64_t first_row, int64_t rows, std::vector<float>& out) const {
+  out.resize(static_cast<size_t>(kSeedChannels * rows * kSeedWidth));
+  size_t i = 0;
+  for (int64_t c = 0; c < kSeedChannels; ++c) {
+    for (int64_t h = first_row; h < first_row + rows; ++h) {
+      for (int64_t w = 0; w < kSeedWidth; ++w) out[i++] = input_at({0, c, h, w});
+    }
+  }
+}
+
+namespace {
+
+// Both paths run in blocks of input rows: the conv is pointwise, so a block of rows of the
+// input gives exactly the same rows of the output, and the working set stays in cache.
+constexpr int64_t kRowsPerBlock = 16;
+
+// Copies a [C, rows, W] block into rows [first_row, ...) of a [1, C, H, W] tensor.
+void scatter_block(const std::vector<uint8_t>& block, const Shape4& shape, int64_t first_row,
+                   int64_t rows, std::vector<uint8_t>& out) {
+  const auto row_elems = static_cast<size_t>(rows * shape.w);
+  for (int64_t c = 0; c < shape.c; ++c) {
+    std::copy_n(block.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(c) * row_elems),
+                row_elems,
+                out.begin() + static_cast<std::ptrdiff_t>((c * shape.h + first_row) * shape.w));
+  }
+}
+
+// The float each output bin stands for in the fake-quant path (eq. 4.1) ...
+std::array<float, 256> fake_quant_bin_values(const QuantGrid& g) {
+  std::array<float, 256> values{};
+  for (int b = 0; b < 256; ++b) {
+    values[static_cast<size_t>(b)] = static_cast<float>(
+        (static_cast<double>(b) - static_cast<double>(g.zero_point)) * static_cast<double>(g.scale));
+  }
+  return values;
+}
+
+// ... and in the int8 path (eq. 5.2).
+std::array<float, 256> dequantized_bin_values(const QuantGrid& g) {
+  std::array<float, 256> values{};
+  for (int b = 0; b < 256; ++b) values[static_cast<size_t>(b)] = dequantize_value(b, g.scale, g.zero_point);
+  return values;
+}
+
+}  // namespace
+
 PathRun SeedExperiment::run_fake_quant(const PathGrids& g) const {
-  std::vector<float> x_fq(input_.size());
-  for (size_t i = 0; i < input_.size(); ++i) x_fq[i] = fake_quantize_value(input_[i], g.input);
   std::vector<float> w_fq(weight_.size());
   for (size_t i = 0; i < weight_.size(); ++i) w_fq[i] = fake_quantize_value(weight_[i], g.weight);
-  const std::vector<float> y =
-      conv2d_float({.input = x_fq, .input_shape = input_shape_, .weight = w_fq,
-                    .weight_shape = weight_shape_, .bias = bias_, .relu = true});
   PathRun run;
-  run.values.resize(y.size());
-  run.bins.resize(y.size());
-  for (size_t i = 0; i < y.size(); ++i) {
-    const int64_t bin = fake_quant_bin(y[i], g.output);
-    run.bins[i] = static_cast<uint8_t>(bin);
-    run.values[i] = static_cast<float>((static_cast<double>(bin) - static_cast<double>(g.output.zero_point)) *
-                                       static_cast<double>(g.output.scale));  // eq. 4.1
+  run.bins.resize(static_cast<size_t>(input_shape_.numel()));
+  run.value_of_bin = fake_quant_bin_values(g.output);
+  std::vector<float> x, x_fq, values;
+  std::vector<uint8_t> bins;
+  for (int64_t row = 0; row < input_shape_.h; row += kRowsPerBlock) {
+    const int64_t rows = std::min(kRowsPerBlock, input_shape_.h - row);
+    input_rows(row, rows, x);
+    x_fq.resize(x.size());
+    fake_quantize_span(x, g.input, x_fq, {});
+    const std::vector<float> y = conv2d_float({.input = x_fq,
+                                               .input_shape = {1, kSeedChannels, rows, kSeedWidth},
+                                               .weight = w_fq,
+                                               .weight_shape = weight_shape_,
+                                               .bias = bias_,
+                                               .relu = true});
+    values.resize(y.size());
+    bins.resize(y.size());
+    fake_quantize_span(y, g.output, values, bins);
+    scatter_block(bins, input_shape_, row, rows, run.bins);
   }
   return run;
 }
@@ -321,16 +367,20 @@ PathRun SeedExperiment::run_int8(const PathGrids& g) const {
   const std::vector<int8_t> w_q = quantize_weight(g.weight);
   // The converted QuantStub: quantize_per_tensor(x, scale, zp, quint8).
   const QuantGrid in_grid = storage_grid(g.input, QDType::kQUInt8);
-  std::vector<uint8_t> x_q(input_.size());
-  for (size_t i = 0; i < input_.size(); ++i) {
-    x_q[i] = static_cast<uint8_t>(quantize_value(input_[i], in_grid));
-  }
   PathRun run;
-  run.bins = conv2d_quantized(profile_,
-                              int8_conv_args(x_q, input_shape_, w_q, weight_shape_, bias_, g));
-  run.values.resize(run.bins.size());
-  for (size_t i = 0; i < run.bins.size(); ++i) {
-    run.values[i] = dequantize_value(run.bins[i], g.output.scale, g.output.zero_point);
+  run.bins.resize(static_cast<size_t>(input_shape_.numel()));
+  run.value_of_bin = dequantized_bin_values(g.output);
+  std::vector<float> x;
+  std::vector<uint8_t> x_q;
+  for (int64_t row = 0; row < input_shape_.h; row += kRowsPerBlock) {
+    const int64_t rows = std::min(kRowsPerBlock, input_shape_.h - row);
+    input_rows(row, rows, x);
+    x_q.resize(x.size());
+    quantize_span(x, in_grid, x_q);
+    const std::vector<uint8_t> bins = conv2d_quantized(
+        profile_, int8_conv_args(x_q, {1, kSeedChannels, rows, kSeedWidth}, w_q, weight_shape_,
+                                 bias_, g));
+    scatter_block(bins, input_shape_, row, rows, run.bins);
   }
   return run;
 }
@@ -341,7 +391,7 @@ ElementTrace SeedExperiment::trace_fake_quant(const PathGrids& g, const ElementI
   for (int64_t c = 0; c < kSeedChannels; ++c) {
     ElementTrace::Tap tap;
     tap.channel = c;
-    tap.input = input_[static_cast<size_t>(flat_index(input_shape_, {e.n, c, e.h, e.w}))];
+    tap.input = input_at({e.n, c, e.h, e.w});
     tap.input_bin = fake_quant_bin(tap.input, g.input);
     tap.input_dequantized = fake_quantize_value(tap.input, g.input);
     tap.weight = weight_[static_cast<size_t>(e.c * kSeedChannels + c)];
@@ -374,7 +424,7 @@ ElementTrace SeedExperiment::trace_int8(const PathGrids& g, const ElementIndex& 
   for (int64_t c = 0; c < kSeedChannels; ++c) {
     ElementTrace::Tap tap;
     tap.channel = c;
-    tap.input = input_[static_cast<size_t>(flat_index(input_shape_, {e.n, c, e.h, e.w}))];
+    tap.input = input_at({e.n, c, e.h, e.w});
     tap.input_bin = quantize_value(tap.input, in_grid);
     tap.input_dequantized = dequantize_value(tap.input_bin, in_grid.scale, in_grid.zero_point);
     tap.weight = weight_[static_cast<size_t>(e.c * kSeedChannels + c)];
@@ -425,8 +475,7 @@ SeedResult run_experiment(const SeedExperiment& experiment) {
     throw;
   }
   fake_quant_thread.join();
-  r.compare = compare_paths(r.output_shape, {r.fake_quant.run.values, r.fake_quant.run.bins},
-                            {r.int8.run.values, r.int8.run.bins});
+  r.compare = compare_paths(r.output_shape, r.fake_quant.run.outputs(), r.int8.run.outputs());
   return r;
 }
 

@@ -894,7 +894,31 @@ def onednn_cache_key(name, with_bias, relu, x_s, w_s, per_channel, out_s):
     return (name, with_bias, relu, tuple(float(F32(dst / F32(src * wi))) for wi in w_inv))
 
 
-def conv_case(rng, engine, geo, variant, onednn_keys=None):
+def pair_saturated_accumulators(xb, wb, x_zp, geo):
+    """Accumulators with u8*s8 products of input-channel pairs (2j, 2j+1) at one tap summed to a
+    saturating int16 (the non-VNNI jit kernels), then the int32 zero-point compensation over the
+    non-padded taps. Only used to design output ranges, never as an oracle."""
+    _, n, cin, cout, h, w, kh, kw, stride, pad, dil, groups = geo
+    x = torch.from_numpy(xb.astype(np.float64))
+    cols = F.unfold(x, (kh, kw), dilation=dil, padding=pad, stride=stride).numpy()  # (N, C*T, L)
+    valid = F.unfold(torch.ones_like(x), (kh, kw), dilation=dil, padding=pad, stride=stride).numpy()
+    taps, cpg, opg = kh * kw, cin // groups, cout // groups
+    cols = cols.reshape(n, groups, cpg, taps, -1)
+    valid = valid.reshape(n, groups, cpg, taps, -1)
+    wt = wb.astype(np.float64).reshape(groups, opg, cpg, taps)
+    out = []
+    for g in range(groups):
+        prod = cols[:, g][:, None] * wt[g][None, :, :, :, None]          # (N, opg, cpg, T, L)
+        if cpg % 2:
+            prod = np.concatenate([prod, np.zeros_like(prod[:, :, :1])], axis=2)
+        pairs = np.clip(prod[:, :, 0::2] + prod[:, :, 1::2], -32768, 32767).sum(axis=(2, 3))
+        comp = x_zp * np.einsum("nctl,oct->nol", valid[:, g], wt[g])
+        out.append(pairs - comp)
+    oh = (h + 2 * pad[0] - dil[0] * (kh - 1) - 1) // stride[0] + 1
+    return np.concatenate(out, axis=1).reshape(n, cout, oh, -1)
+
+
+def conv_case(rng, engine, geo, variant, onednn_keys=None, saturating=False):
     """One conv case. Weights are drawn around their zero point so every output's real value is
     roughly symmetric; with a bias, each channel is then shifted into the window the output zero
     point leaves representable, so outputs spread over [0, 255] even with zero points at the ends."""
@@ -926,14 +950,18 @@ def conv_case(rng, engine, geo, variant, onednn_keys=None):
         w_zp = [int(rng.choice([0, 0, 3, -7, 20, -108]))]
     wz = np.asarray(w_zp if per_channel else w_zp * cout, dtype=np.int64).reshape(cout, 1, 1, 1)
     spread = 128 if rng.rand() < 0.7 else 40  # full-range weights, or narrow ones
-    d = rng.randint(-spread, spread + 1, wshape)
-    d -= np.round(d.reshape(cout, -1).mean(axis=1)).astype(np.int64).reshape(cout, 1, 1, 1)  # about zero-sum
+    # deviations symmetric around each zero point (narrower where it sits near an end), about zero-sum
+    lim = np.minimum(np.minimum(spread, 127 - wz), 128 + wz)
+    d = np.floor(rng.uniform(-1, 1, wshape) * (lim + 0.999)).astype(np.int64)
+    d -= np.round(d.reshape(cout, -1).mean(axis=1)).astype(np.int64).reshape(cout, 1, 1, 1)
     wb = np.clip(wz + d, -128, 127)
     # exact accumulators and the real values they stand for
     acc = F.conv2d(torch.from_numpy(xb.astype(np.float64) - x_zp), torch.from_numpy((wb - wz).astype(np.float64)),
                    None, stride, pad, dil, groups).numpy()
     ws = np.asarray(w_s if per_channel else w_s * cout, dtype=np.float64).reshape(1, cout, 1, 1)
-    y0 = acc * x_s * ws
+    # ranges are designed on what the engine will accumulate: with int16 pair saturation, on that
+    design_acc = pair_saturated_accumulators(xb, wb, x_zp, geo) if saturating else acc
+    y0 = design_acc * x_s * ws
     # ends, middle, odd ones, random (below 160 with relu, which leaves only [zp, 255] to the outputs)
     out_zp = int(rng.choice([0, 255, 128, 1, 127, 131, rng.randint(1, 160 if relu else 255)]))
     if relu and out_zp == 255 and variant != 7:
@@ -996,6 +1024,21 @@ def torch_conv(c):
     return y.int_repr().contiguous().numpy()
 
 
+def cpu_override():
+    return {"avx512_vnni": False, "avx_vnni": False} if ONEDNN_ISA in NON_VNNI_ISAS else None
+
+
+def engine_saturates(probe, engine):
+    """Whether the probe's profile for this engine (on this CPU) models int16 pair saturation."""
+    r = {"op": "conv2d", "backend": engine, "input": [0], "input_shape": [1, 1, 1, 1], "input_scale": 1.0,
+         "input_zero_point": 0, "weight": [0], "weight_shape": [1, 1, 1, 1], "weight_scales": [1.0],
+         "weight_zero_points": [0], "per_channel": False, "output_scale": 1.0, "output_zero_point": 0}
+    if engine == "onednn" and cpu_override():
+        r["cpu"] = cpu_override()
+    resp = probe.run([r])[0]
+    return "error" not in resp and "saturat" in resp["profile"]["accumulation"]
+
+
 def check_conv(probe, report, rng, quick):
     variants = 8 if quick else 36
     bulk_variants = 2 if quick else 40
@@ -1003,8 +1046,9 @@ def check_conv(probe, report, rng, quick):
     for engine in ("qnnpack", "onednn"):
         op = "conv2d %s" % engine
         keys = {} if engine == "onednn" else None
-        cases = [conv_case(rng, engine, g, v, keys) for g in CONV_GEOMETRIES for v in range(variants)]
-        cases += [conv_case(rng, engine, g, v, keys) for g in BULK_GEOMETRIES for v in range(bulk_variants)]
+        sat = engine_saturates(probe, engine)
+        cases = [conv_case(rng, engine, g, v, keys, sat) for g in CONV_GEOMETRIES for v in range(variants)]
+        cases += [conv_case(rng, engine, g, v, keys, sat) for g in BULK_GEOMETRIES for v in range(bulk_variants)]
         reqs = [{"op": "conv2d", "backend": engine, "input": c["xb"].ravel().tolist(), "input_shape": list(c["xb"].shape),
                  "input_scale": c["x_s"], "input_zero_point": c["x_zp"], "weight": c["wb"].ravel().tolist(),
                  "weight_shape": list(c["wb"].shape), "weight_scales": c["w_s"], "weight_zero_points": c["w_zp"],
@@ -1012,9 +1056,9 @@ def check_conv(probe, report, rng, quick):
                  "output_scale": c["out_s"], "output_zero_point": c["out_zp"], "relu": c["relu"],
                  "stride": list(c["stride"]), "padding": list(c["pad"]), "dilation": list(c["dil"]),
                  "groups": c["groups"]} for c in cases]
-        if engine == "onednn" and ONEDNN_ISA in NON_VNNI_ISAS:
+        if engine == "onednn" and cpu_override():
             for r in reqs:
-                r["cpu"] = {"avx512_vnni": False, "avx_vnni": False}
+                r["cpu"] = cpu_override()
         resps = probe.run(reqs)
         seen = np.zeros(256, dtype=bool)
         interior_total = total = 0
@@ -1081,8 +1125,8 @@ def demonstrate_onednn_cache_leak(probe, rng):
              "weight_zero_points": c["w_zp"], "per_channel": c["per_channel"],
              "bias_bits": None if c["bias"] is None else bits(c["bias"]), "output_scale": c["out_s"],
              "output_zero_point": zp, "relu": c["relu"], "groups": 1}
-        if ONEDNN_ISA in NON_VNNI_ISAS:
-            r["cpu"] = {"avx512_vnni": False, "avx_vnni": False}
+        if cpu_override():
+            r["cpu"] = cpu_override()
         req.append(r)
     own, leaked = [np.asarray(r["out"]) for r in probe.run(req)]
     torch_conv(a)

@@ -130,9 +130,9 @@ TEST(Trace, AgreesWithTheBulkRunEverywhere) {
       const auto flat = static_cast<size_t>((e.c * o.rows + e.h) * 256 + e.w);
       EXPECT_EQ(x.fake_quant.output_bin, r.result.fake_quant.run.bins[flat]);
       EXPECT_EQ(x.int8.output_bin, r.result.int8.run.bins[flat]);
-      EXPECT_EQ(x.fake_quant.output_dequantized, r.result.fake_quant.run.values[flat]);
-      EXPECT_EQ(x.int8.output_dequantized, r.result.int8.run.values[flat]);
-      if (r.result.fake_quant.run.values[flat] != r.result.int8.run.values[flat]) {
+      EXPECT_EQ(x.fake_quant.output_dequantized, r.result.fake_quant.run.value(flat));
+      EXPECT_EQ(x.int8.output_dequantized, r.result.int8.run.value(flat));
+      if (r.result.fake_quant.run.value(flat) != r.result.int8.run.value(flat)) {
         EXPECT_TRUE(x.first_difference.has_value()) << "a differing element needs a marked stage";
       }
     }

@@ -1,6 +1,7 @@
 // Element-wise comparison of the fake-quant path and the int8 path.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -36,9 +37,11 @@ struct Comparison {
   bool rows_identical = true;
 };
 
+// One path's output: quint8 bins, and the float each bin stands for in that path (the
+// fake-quant output value / the dequantized int8 value).
 struct PathOutputs {
-  std::span<const float> values;  // float output (fake-quant output / dequantized int8)
-  std::span<const uint8_t> bins;  // output bins
+  std::span<const uint8_t> bins;
+  const std::array<float, 256>* value_of_bin = nullptr;
 };
 
 Comparison compare_paths(const Shape4& shape, PathOutputs expected, PathOutputs actual);

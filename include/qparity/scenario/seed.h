@@ -4,6 +4,7 @@
 // its convert()ed int8 twin.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -90,10 +91,13 @@ struct PathGrids {
   QuantGrid input, weight, output;
 };
 
-// The outputs of one path: float output (fake-quant output or dequantized int8) and bins.
+// The outputs of one path: the quint8 output bins (NCHW), and the float each bin stands for
+// (the fake-quant output value eq. 4.1, or the dequantized int8 output eq. 5.2).
 struct PathRun {
-  std::vector<float> values;
   std::vector<uint8_t> bins;
+  std::array<float, 256> value_of_bin{};
+  float value(size_t i) const { return value_of_bin[bins[i]]; }
+  PathOutputs outputs() const { return {bins, &value_of_bin}; }
 };
 
 struct PathResult {
@@ -153,12 +157,14 @@ class SeedExperiment {
 
  private:
   std::vector<int8_t> quantize_weight(const QuantGrid& grid) const;
+  // The input rows [first_row, first_row + rows) of every channel, as a [1, C, rows, W] tensor.
+  void input_rows(int64_t first_row, int64_t rows, std::vector<float>& out) const;
+  float input_at(const ElementIndex& index) const;
 
   SeedOptions options_;
   BackendProfile profile_;
   Shape4 input_shape_;
   Shape4 weight_shape_;
-  std::vector<float> input_;
   std::vector<float> weight_;
   std::vector<float> bias_;
   FakeQuantModule input_module_, weight_module_, output_module_;
