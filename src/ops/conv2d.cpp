@@ -139,14 +139,20 @@ Shape4 conv2d_output_shape(const Shape4& input, const Shape4& weight, const Conv
 }
 
 std::vector<float> conv2d_float(const FloatConv2dArgs& a) {
+  std::vector<float> result;
+  conv2d_float(a, result);
+  return result;
+}
+
+void conv2d_float(const FloatConv2dArgs& a, std::vector<float>& result) {
   const Shape4 out = conv2d_output_shape(a.input_shape, a.weight_shape, a.geometry);
   check_sizes(a.input.size(), a.input_shape.numel(), "input");
   check_sizes(a.weight.size(), a.weight_shape.numel(), "weight");
   if (!a.bias.empty()) check_sizes(a.bias.size(), a.weight_shape.n, "bias");
-  std::vector<float> result(static_cast<size_t>(out.numel()));
+  result.resize(static_cast<size_t>(out.numel()));
   if (is_pointwise(a.weight_shape, a.geometry) && !a.force_reference) {
     conv2d_float_pointwise(a, out, result);
-    return result;
+    return;
   }
   size_t i = 0;
   for_each_output(out, [&](int64_t n, int64_t m, int64_t oh, int64_t ow) {
@@ -159,19 +165,25 @@ std::vector<float> conv2d_float(const FloatConv2dArgs& a) {
     if (a.relu) sum = std::max(sum, 0.0f);
     result[i++] = sum;
   });
-  return result;
 }
 
 std::vector<int32_t> conv2d_accumulators(const QuantizedConv2dArgs& a, AccumulationModel model) {
+  std::vector<int32_t> acc;
+  conv2d_accumulators(a, model, acc);
+  return acc;
+}
+
+void conv2d_accumulators(const QuantizedConv2dArgs& a, AccumulationModel model,
+                         std::vector<int32_t>& acc) {
   const Shape4 out = conv2d_output_shape(a.input_shape, a.weight_shape, a.geometry);
   check_sizes(a.input.size(), a.input_shape.numel(), "input");
   check_sizes(a.weight.size(), a.weight_shape.numel(), "weight");
   const bool per_channel = a.weight_zero_points.size() > 1;
-  std::vector<int32_t> acc(static_cast<size_t>(out.numel()));
+  acc.resize(static_cast<size_t>(out.numel()));
   if (model == AccumulationModel::kExactInt32 && is_pointwise(a.weight_shape, a.geometry) &&
       !a.force_reference) {
     conv2d_accumulators_pointwise(a, out, acc);
-    return acc;
+    return;
   }
   const int64_t taps = a.weight_shape.h * a.weight_shape.w;
   size_t i = 0;
@@ -213,7 +225,6 @@ std::vector<int32_t> conv2d_accumulators(const QuantizedConv2dArgs& a, Accumulat
     }
     acc[i++] = sum;
   });
-  return acc;
 }
 
 std::vector<RequantChannel> conv2d_requant_channels(const BackendProfile& profile,
@@ -250,17 +261,24 @@ std::vector<RequantChannel> conv2d_requant_channels(const BackendProfile& profil
 
 std::vector<uint8_t> conv2d_quantized(const BackendProfile& profile,
                                       const QuantizedConv2dArgs& a) {
+  std::vector<uint8_t> result;
+  std::vector<int32_t> acc;
+  conv2d_quantized(profile, a, result, acc);
+  return result;
+}
+
+void conv2d_quantized(const BackendProfile& profile, const QuantizedConv2dArgs& a,
+                      std::vector<uint8_t>& result, std::vector<int32_t>& acc) {
   const std::vector<RequantChannel> channels = conv2d_requant_channels(profile, a);
-  const std::vector<int32_t> acc = conv2d_accumulators(a, profile.accumulation);
+  conv2d_accumulators(a, profile.accumulation, acc);
   const Shape4 out = conv2d_output_shape(a.input_shape, a.weight_shape, a.geometry);
   const auto plane = static_cast<size_t>(out.h * out.w);
-  std::vector<uint8_t> result(acc.size());
+  result.resize(acc.size());
   const std::span<const int32_t> all(acc);
   for (size_t start = 0; start < acc.size(); start += plane) {
     const RequantChannel& channel = channels[(start / plane) % static_cast<size_t>(out.c)];
     requantize_span(all.subspan(start, plane), channel, std::span(result).subspan(start, plane));
   }
-  return result;
 }
 
 }  // namespace qparity

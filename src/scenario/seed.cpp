@@ -259,12 +259,14 @@ float SeedExperiment::input_at(const ElementIndex& index) const {
 }
 
 void SeedExperiment::input_rows(int64_t first_row, int64_t rows, std::vector<float>& out) const {
+  // Every row of the input is the same ramp (that is the seed's input); the paths still
+  // compute every element of every row.
+  (void)first_row;
+  std::array<float, kSeedWidth> ramp{};
+  for (int64_t w = 0; w < kSeedWidth; ++w) ramp[static_cast<size_t>(w)] = input_at({0, 0, 0, w});
   out.resize(static_cast<size_t>(kSeedChannels * rows * kSeedWidth));
-  size_t i = 0;
-  for (int64_t c = 0; c < kSeedChannels; ++c) {
-    for (int64_t h = first_row; h < first_row + rows; ++h) {
-      for (int64_t w = 0; w < kSeedWidth; ++w) out[i++] = input_at({0, c, h, w});
-    }
+  for (size_t row = 0; row < static_cast<size_t>(kSeedChannels * rows); ++row) {
+    std::copy(ramp.begin(), ramp.end(), out.begin() + static_cast<std::ptrdiff_t>(row * kSeedWidth));
   }
 }
 
@@ -310,19 +312,20 @@ PathRun SeedExperiment::run_fake_quant(const PathGrids& g) const {
   PathRun run;
   run.bins.resize(static_cast<size_t>(input_shape_.numel()));
   run.value_of_bin = fake_quant_bin_values(g.output);
-  std::vector<float> x, x_fq, values;
+  std::vector<float> x, x_fq, y, values;
   std::vector<uint8_t> bins;
   for (int64_t row = 0; row < input_shape_.h; row += kRowsPerBlock) {
     const int64_t rows = std::min(kRowsPerBlock, input_shape_.h - row);
     input_rows(row, rows, x);
     x_fq.resize(x.size());
     fake_quantize_span(x, g.input, x_fq, {});
-    const std::vector<float> y = conv2d_float({.input = x_fq,
-                                               .input_shape = {1, kSeedChannels, rows, kSeedWidth},
-                                               .weight = w_fq,
-                                               .weight_shape = weight_shape_,
-                                               .bias = bias_,
-                                               .relu = true});
+    conv2d_float({.input = x_fq,
+                  .input_shape = {1, kSeedChannels, rows, kSeedWidth},
+                  .weight = w_fq,
+                  .weight_shape = weight_shape_,
+                  .bias = bias_,
+                  .relu = true},
+                 y);
     values.resize(y.size());
     bins.resize(y.size());
     fake_quantize_span(y, g.output, values, bins);
@@ -371,15 +374,17 @@ PathRun SeedExperiment::run_int8(const PathGrids& g) const {
   run.bins.resize(static_cast<size_t>(input_shape_.numel()));
   run.value_of_bin = dequantized_bin_values(g.output);
   std::vector<float> x;
-  std::vector<uint8_t> x_q;
+  std::vector<uint8_t> x_q, bins;
+  std::vector<int32_t> accumulators;
   for (int64_t row = 0; row < input_shape_.h; row += kRowsPerBlock) {
     const int64_t rows = std::min(kRowsPerBlock, input_shape_.h - row);
     input_rows(row, rows, x);
     x_q.resize(x.size());
     quantize_span(x, in_grid, x_q);
-    const std::vector<uint8_t> bins = conv2d_quantized(
-        profile_, int8_conv_args(x_q, {1, kSeedChannels, rows, kSeedWidth}, w_q, weight_shape_,
-                                 bias_, g));
+    conv2d_quantized(profile_,
+                     int8_conv_args(x_q, {1, kSeedChannels, rows, kSeedWidth}, w_q, weight_shape_,
+                                    bias_, g),
+                     bins, accumulators);
     scatter_block(bins, input_shape_, row, rows, run.bins);
   }
   return run;

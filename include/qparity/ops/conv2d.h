@@ -41,6 +41,8 @@ struct FloatConv2dArgs {
 // the bias. Bit-exact to PyTorch whenever an output has at most one nonzero product (the
 // seed family); for longer sums PyTorch's summation order is not emulated.
 std::vector<float> conv2d_float(const FloatConv2dArgs& args);
+// The same into a caller's buffer (resized), so loops over blocks reuse memory.
+void conv2d_float(const FloatConv2dArgs& args, std::vector<float>& out);
 
 struct QuantizedConv2dArgs {
   std::span<const uint8_t> input;  // quint8 bins
@@ -62,6 +64,8 @@ struct QuantizedConv2dArgs {
 
 // The int32 accumulators (eq. 6.1 / 6.5), wrapping like the kernels' int32 lanes.
 std::vector<int32_t> conv2d_accumulators(const QuantizedConv2dArgs& args, AccumulationModel model);
+void conv2d_accumulators(const QuantizedConv2dArgs& args, AccumulationModel model,
+                         std::vector<int32_t>& out);
 
 // Requantization constants of every output channel under a profile.
 std::vector<RequantChannel> conv2d_requant_channels(const BackendProfile& profile,
@@ -70,5 +74,8 @@ std::vector<RequantChannel> conv2d_requant_channels(const BackendProfile& profil
 // quantized::conv2d / conv2d_relu under a profile: quint8 output bins.
 std::vector<uint8_t> conv2d_quantized(const BackendProfile& profile,
                                       const QuantizedConv2dArgs& args);
+// The same into caller's buffers (resized): output bins and the accumulator scratch.
+void conv2d_quantized(const BackendProfile& profile, const QuantizedConv2dArgs& args,
+                      std::vector<uint8_t>& out, std::vector<int32_t>& accumulators);
 
 }  // namespace qparity
