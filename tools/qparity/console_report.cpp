@@ -69,7 +69,11 @@ void append_explanation(std::string& out, const Explanation& why, bool paths_agr
                        f.summary);
     out += fmt::format("     explains {} of {} mismatching elements ({} with different bins)\n",
                        f.explains_elements, d.mismatched_elements, f.explains_bin_mismatches);
-    for (const std::string& e : f.evidence) out += "     - " + e + "\n";
+    for (const std::string& e : f.evidence) {
+      // The qparams table above already shows each point's provenance; JSON keeps it all.
+      if (e.starts_with("fake-quant provenance") || e.starts_with("int8 provenance")) continue;
+      out += "     - " + e + "\n";
+    }
   }
   if (!d.paths_agree) {
     out += fmt::format("  first point where the paths part: {}\n", d.first_parting_point.value_or("?"));
@@ -78,6 +82,18 @@ void append_explanation(std::string& out, const Explanation& why, bool paths_agr
                          d.unexplained_elements);
     } else {
       out += "  every mismatching element is explained\n";
+    }
+  }
+  if (why.trace) {
+    const ElementExplanation& t = *why.trace;
+    out += fmt::format("\nelement [{}, {}, {}, {}] through both paths (full trace: qparity explain)\n",
+                       t.index.n, t.index.c, t.index.h, t.index.w);
+    for (size_t i = 0; i < t.rows.size(); ++i) {
+      const TraceRow& row = t.rows[i];
+      const bool first = t.first_difference && *t.first_difference == i;
+      if (!first && !row.differs) continue;
+      out += fmt::format("  {:<34} fake-quant {:<16} int8 {}{}\n", row.stage, row.fake_quant,
+                         row.int8, first ? "   <- first difference" : "");
     }
   }
   if (paths_agree && why.fixes.empty()) return;

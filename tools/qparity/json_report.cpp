@@ -150,6 +150,22 @@ std::string render_seed_json(const SeedResult& r, const std::optional<Explanatio
         {"mismatched_elements", d.mismatched_elements},
         {"unexplained_elements", d.unexplained_elements}};
     j["fixes"] = fixes_json(why->fixes, r.options);
+    if (why->trace) {
+      Json stages = Json::array();
+      for (const TraceRow& row : why->trace->rows) {
+        stages.push_back({{"stage", row.stage},
+                          {"fake_quant", row.fake_quant},
+                          {"int8", row.int8},
+                          {"differs", row.differs}});
+      }
+      j["trace"] = {{"index", index_json(why->trace->index)},
+                    {"stages", stages},
+                    {"first_difference", why->trace->first_difference
+                                             ? Json(why->trace->rows[*why->trace->first_difference].stage)
+                                             : Json(nullptr)}};
+    } else {
+      j["trace"] = nullptr;
+    }
   }
   return j.dump(2) + "\n";
 }

@@ -8,6 +8,7 @@
 
 #include "qparity/diagnose/diagnosis.h"
 #include "qparity/diagnose/fixes.h"
+#include "qparity/diagnose/trace.h"
 #include "qparity/scenario/seed.h"
 
 namespace qparity::cli {
@@ -21,6 +22,7 @@ struct RunContext {
 struct Explanation {
   Diagnosis diagnosis;
   std::vector<VerifiedFix> fixes;
+  std::optional<ElementExplanation> trace;  // the first mismatching element
 };
 
 std::string render_seed_console(const SeedResult& result, const std::optional<Explanation>& why,

@@ -229,8 +229,11 @@ int run_seed_command(const SeedCommandOptions& raw, const std::string& command_l
     const SeedResult result = run_experiment(experiment);
     std::optional<Explanation> why;
     if (!raw.no_diagnosis) {
-      Explanation e{diagnose(experiment, result), {}};
+      Explanation e{diagnose(experiment, result), {}, {}};
       e.fixes = verify_fixes(propose_fixes(experiment, result, e.diagnosis), result, cpu);
+      if (result.compare.first_mismatch) {
+        e.trace = explain_element(experiment, result, result.compare.first_mismatch->index);
+      }
       why = std::move(e);
     }
     const RunContext context{command_line};
