@@ -147,7 +147,7 @@ std::vector<VerifiedFix> verify_fixes(const std::vector<FixCandidate>& candidate
       VerifiedFix& v = out[i];
       v.candidate = candidates[i];
       try {
-        const SeedResult rerun = run_seed(candidates[i].options, cpu);
+        const SeedResult rerun = run_seed(candidates[i].options, cpu, PathConcurrency::kOneThread);
         v.bin_mismatch_count = rerun.compare.bin_mismatch_count;
         v.fp32_mismatch_count = rerun.compare.fp32_mismatch_count;
         v.verified_parity = rerun.compare.bin_mismatch_count == 0 &&

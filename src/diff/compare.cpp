@@ -1,23 +1,71 @@
 #include "qparity/diff/compare.h"
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 
 namespace qparity {
 namespace {
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define QPARITY_MULTIVERSION __attribute__((target_clones("avx2", "default")))
+#else
+#define QPARITY_MULTIVERSION
+#endif
+
 bool rows_match_first(const Shape4& shape, std::span<const uint8_t> bins) {
   const auto width = static_cast<size_t>(shape.w);
   const auto rows = static_cast<size_t>(shape.n * shape.c * shape.h);
   for (size_t r = 1; r < rows; ++r) {
-    if (!std::equal(bins.begin(), bins.begin() + static_cast<std::ptrdiff_t>(width),
-                    bins.begin() + static_cast<std::ptrdiff_t>(r * width))) {
-      return false;
-    }
+    if (std::memcmp(bins.data(), bins.data() + r * width, width) != 0) return false;
   }
   return true;
+}
+
+// Per-chunk statistics, gathered in loops the compiler vectorizes.
+struct ChunkStats {
+  int64_t bin_mismatches = 0;
+  int64_t fp32_mismatches = 0;
+  int64_t max_abs_delta_q = 0;
+  uint32_t max_error_bits = 0;  // errors are >= 0 (or NaN): their bits order like the floats
+  std::array<double, 8> partial_sums{};  // eight lanes, summed in a fixed order at the end
+};
+
+constexpr size_t kChunk = 2048;
+
+QPARITY_MULTIVERSION
+void accumulate_chunk(const uint8_t* a, const uint8_t* b, size_t n,
+                      const std::array<float, 256>& value_a, const std::array<float, 256>& value_b,
+                      float* errors, ChunkStats& s) {
+  for (size_t i = 0; i < n; ++i) {
+    errors[i] = std::fabs(value_a[a[i]] - value_b[b[i]]);
+  }
+  int64_t bins = 0, floats = 0;
+  int32_t max_dq = 0;
+  uint32_t max_bits = s.max_error_bits;
+  for (size_t i = 0; i < n; ++i) {
+    const int32_t dq = static_cast<int32_t>(a[i]) - static_cast<int32_t>(b[i]);
+    bins += dq != 0;
+    max_dq = std::max(max_dq, dq < 0 ? -dq : dq);
+    const uint32_t bits = std::bit_cast<uint32_t>(errors[i]);
+    floats += bits != 0;
+    max_bits = std::max(max_bits, bits);
+  }
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (size_t lane = 0; lane < 8; ++lane) {
+      s.partial_sums[lane] += static_cast<double>(errors[i + lane]);
+    }
+  }
+  for (; i < n; ++i) s.partial_sums[i % 8] += static_cast<double>(errors[i]);
+  s.bin_mismatches += bins;
+  s.fp32_mismatches += floats;
+  s.max_abs_delta_q = std::max<int64_t>(s.max_abs_delta_q, max_dq);
+  s.max_error_bits = max_bits;
 }
 
 }  // namespace
@@ -39,25 +87,37 @@ Comparison compare_paths(const Shape4& shape, PathOutputs expected, PathOutputs 
       expected.value_of_bin == nullptr || actual.value_of_bin == nullptr) {
     throw std::invalid_argument("compare_paths: outputs do not match the shape");
   }
-  const std::array<float, 256>& expected_value = *expected.value_of_bin;
-  const std::array<float, 256>& actual_value = *actual.value_of_bin;
+  const std::array<float, 256>& value_a = *expected.value_of_bin;
+  const std::array<float, 256>& value_b = *actual.value_of_bin;
   Comparison c;
   c.element_count = shape.numel();
-  double error_sum = 0.0;
-  for (size_t i = 0; i < count; ++i) {
-    const float error = std::fabs(expected_value[expected.bins[i]] - actual_value[actual.bins[i]]);
-    const int64_t dq = static_cast<int64_t>(expected.bins[i]) - actual.bins[i];
-    error_sum += static_cast<double>(error);
-    c.error_max = std::max(c.error_max, error);
-    if (error != 0.0f) ++c.fp32_mismatch_count;
-    if (dq != 0) ++c.bin_mismatch_count;
-    c.max_abs_delta_q = std::max(c.max_abs_delta_q, std::abs(dq));
-    if (!c.first_mismatch && (error != 0.0f || dq != 0)) {
-      c.first_mismatch =
-          FirstMismatch{unravel(shape, static_cast<int64_t>(i)), error, expected.bins[i], actual.bins[i]};
+  ChunkStats stats;
+  std::array<float, kChunk> errors;
+  for (size_t start = 0; start < count; start += kChunk) {
+    const size_t n = std::min(kChunk, count - start);
+    const int64_t mismatches_before = stats.bin_mismatches + stats.fp32_mismatches;
+    accumulate_chunk(expected.bins.data() + start, actual.bins.data() + start, n, value_a,
+                     value_b, errors.data(), stats);
+    // Scan a chunk element by element only when it holds the first mismatch.
+    if (!c.first_mismatch && stats.bin_mismatches + stats.fp32_mismatches > mismatches_before) {
+      for (size_t i = 0; i < n; ++i) {
+        const uint8_t qa = expected.bins[start + i];
+        const uint8_t qb = actual.bins[start + i];
+        if (errors[i] != 0.0f || qa != qb || std::isnan(errors[i])) {
+          c.first_mismatch = FirstMismatch{unravel(shape, static_cast<int64_t>(start + i)),
+                                           errors[i], qa, qb};
+          break;
+        }
+      }
     }
   }
-  c.error_mean = count == 0 ? 0.0 : error_sum / static_cast<double>(count);
+  double sum = 0.0;
+  for (const double lane : stats.partial_sums) sum += lane;
+  c.error_mean = count == 0 ? 0.0 : sum / static_cast<double>(count);
+  c.error_max = std::bit_cast<float>(stats.max_error_bits);
+  c.fp32_mismatch_count = stats.fp32_mismatches;
+  c.bin_mismatch_count = stats.bin_mismatches;
+  c.max_abs_delta_q = stats.max_abs_delta_q;
   c.rows_identical = rows_match_first(shape, expected.bins) && rows_match_first(shape, actual.bins);
   return c;
 }

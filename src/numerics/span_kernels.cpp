@@ -9,6 +9,14 @@
 namespace qparity {
 namespace {
 
+// The span loops are compiled twice, for baseline x86-64 and for AVX2, and the loader picks
+// the one this CPU runs (same source, same IEEE operations, so the same bits).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define QPARITY_MULTIVERSION __attribute__((target_clones("avx2", "default")))
+#else
+#define QPARITY_MULTIVERSION
+#endif
+
 constexpr float kTwoPow63 = 9223372036854775808.0f;
 constexpr float kTwoPow31 = 2147483648.0f;
 constexpr int64_t kExactLimit = int64_t{1} << 24;
@@ -48,6 +56,7 @@ bool span_kernels_support(const QuantGrid& g) {
          std::abs(g.range.max) <= kExactLimit;
 }
 
+QPARITY_MULTIVERSION
 void fake_quantize_span(std::span<const float> x, const QuantGrid& g, std::span<float> values,
                         std::span<uint8_t> bins) {
   check_sizes(x.size(), values.size());
@@ -79,6 +88,7 @@ void fake_quantize_span(std::span<const float> x, const QuantGrid& g, std::span<
   }
 }
 
+QPARITY_MULTIVERSION
 void quantize_span(std::span<const float> x, const QuantGrid& g, std::span<uint8_t> q) {
   check_u8(g);
   check_sizes(x.size(), q.size());
@@ -92,6 +102,7 @@ void quantize_span(std::span<const float> x, const QuantGrid& g, std::span<uint8
   }
 }
 
+QPARITY_MULTIVERSION
 void dequantize_span(std::span<const uint8_t> q, float scale, int64_t zero_point,
                      std::span<float> out) {
   check_sizes(q.size(), out.size());
@@ -101,6 +112,7 @@ void dequantize_span(std::span<const uint8_t> q, float scale, int64_t zero_point
   }
 }
 
+QPARITY_MULTIVERSION
 void requantize_span(std::span<const int32_t> acc, const RequantChannel& r, std::span<uint8_t> out) {
   check_sizes(acc.size(), out.size());
   const int32_t zp = r.output_zero_point;

@@ -463,13 +463,19 @@ ElementTrace SeedExperiment::trace_int8(const PathGrids& g, const ElementIndex& 
   return t;
 }
 
-SeedResult run_experiment(const SeedExperiment& experiment) {
+SeedResult run_experiment(const SeedExperiment& experiment, PathConcurrency concurrency) {
   SeedResult r;
   r.options = experiment.options();
   r.profile = experiment.profile();
   r.output_shape = experiment.output_shape();
   r.fake_quant = experiment.derive_fake_quant_points();
   r.int8 = experiment.derive_int8_points();
+  if (concurrency == PathConcurrency::kOneThread) {
+    r.fake_quant.run = experiment.run_fake_quant(r.fake_quant.grids());
+    r.int8.run = experiment.run_int8(r.int8.grids());
+    r.compare = compare_paths(r.output_shape, r.fake_quant.run.outputs(), r.int8.run.outputs());
+    return r;
+  }
   // The paths are independent: the fake-quant one runs on a second core.
   std::thread fake_quant_thread(
       [&] { r.fake_quant.run = experiment.run_fake_quant(r.fake_quant.grids()); });
@@ -484,8 +490,9 @@ SeedResult run_experiment(const SeedExperiment& experiment) {
   return r;
 }
 
-SeedResult run_seed(const SeedOptions& options, const CpuFeatures& cpu) {
-  return run_experiment(SeedExperiment(options, cpu));
+SeedResult run_seed(const SeedOptions& options, const CpuFeatures& cpu,
+                    PathConcurrency concurrency) {
+  return run_experiment(SeedExperiment(options, cpu), concurrency);
 }
 
 }  // namespace qparity

@@ -1,5 +1,7 @@
 // qparity: finds and explains where a fake-quantized (QAT) model and its int8 twin part.
 // This file only parses the command line; the work is in the library and the commands.
+#include <malloc.h>
+
 #include <CLI/CLI.hpp>
 #include <iostream>
 #include <string>
@@ -26,6 +28,10 @@ std::string version_line() { return "qparity " + std::string(qparity::version())
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Keep freed buffers in the heap instead of returning them to the kernel: the diagnosis
+  // re-runs the experiment several times, and fresh pages cost more than the arithmetic.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   CLI::App app{
       "qparity: compare a fake-quantized (QAT) model with its converted int8 twin, bin for bin,\n"
       "with numerics emulating PyTorch 1.13.1's kernels (qnnpack, onednn; fbgemm from source).\n"

@@ -2,6 +2,7 @@
 // (docs/numerics.md §6-§7). One binary emulates every profile; nothing here is #if.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,22 +22,44 @@ enum class RequantScheme {
   kFbgemmFp32,
 };
 
-// How the int32 accumulator itself is formed (eq. 6.1 / 6.5).
+// How the int32 accumulator itself is formed (eq. 6.1 / 6.5 / 6.6).
 enum class AccumulationModel {
   // Exact Σ (x - x_zp)(w - w_zp) in int32 (wrapping), as with VNNI or 16-bit operands.
   kExactInt32,
-  // x86 without VNNI: u8*s8 products of adjacent input-channel pairs summed with
-  // vpmaddubsw, which saturates to int16, before widening (eq. 6.5).
+  // x86 without VNNI, oneDNN's jit conv kernels: u8*s8 products of adjacent input-channel
+  // pairs at one kernel tap summed with vpmaddubsw, which saturates to int16, before
+  // widening (eq. 6.5).
   kInt16PairSaturation,
+  // x86 without VNNI, oneDNN's gemm_s8u8s32: u8*s8 products of consecutive pairs along the
+  // flattened (kh, kw, in-channel) reduction, in-channel fastest, saturated to int16; a pair
+  // spans two taps when a group has an odd number of input channels (eq. 6.6).
+  kInt16GemmPairSaturation,
+};
+
+// The x86 instruction-set class oneDNN 2.6.3 dispatches its int8 conv kernels on. It decides
+// which kernel runs a conv, and so how that conv accumulates (conv_accumulation below).
+enum class OnednnIsa {
+  // AVX512-VNNI or AVX-VNNI: every int8 kernel multiplies with vpdpbusd, exactly (eq. 6.1).
+  kVnni,
+  // AVX-512 (F, BW, VL, DQ) without VNNI: jit kernels (eq. 6.5), gemm_s8u8s32 (eq. 6.6).
+  kAvx512Core,
+  // AVX2 without VNNI: jit kernels (eq. 6.5), ref_int8 (eq. 6.1). Older CPUs are modelled as
+  // this class too, untested.
+  kAvx2,
 };
 
 std::string_view to_string(RequantScheme scheme);
 std::string_view to_string(AccumulationModel model);
+std::string_view to_string(OnednnIsa isa);
 
 struct BackendProfile {
   std::string name;  // the engine name a user passes: qnnpack, onednn, fbgemm
   RequantScheme requant = RequantScheme::kQnnpackFp32;
+  // The accumulation of the engine's main conv kernels, which run every ungrouped conv. A
+  // conv's own model can differ by shape: ask conv_accumulation().
   AccumulationModel accumulation = AccumulationModel::kExactInt32;
+  // onednn only: the ISA class its kernels are dispatched on (from the CpuFeatures).
+  std::optional<OnednnIsa> onednn_isa;
   // The rule torch.fused_moving_avg_obs_fake_quant calls in the build this profile
   // describes: ATen's in Debian's build (no FBGEMM), FBGEMM's in official x86 wheels.
   QParamRule fused_fake_quant_rule = QParamRule::kAtenChooseQuantizationParams;
@@ -48,15 +71,41 @@ struct BackendProfile {
   std::string provenance;
 };
 
-// CPU facts that change what a real kernel does.
+// CPU facts that change what a real kernel does. Each flag is set only when the OS also saves
+// the registers it needs (XCR0), as oneDNN's own detection requires.
 struct CpuFeatures {
+  bool avx2 = false;
+  bool avx512f = false;
+  bool avx512bw = false;
+  bool avx512vl = false;
+  bool avx512dq = false;
   bool avx512_vnni = false;
   bool avx_vnni = false;
   bool has_vnni() const { return avx512_vnni || avx_vnni; }
+  // oneDNN's "avx512_core": AVX512 F, BW, VL and DQ.
+  bool has_avx512_core() const { return avx512f && avx512bw && avx512vl && avx512dq; }
 };
 
-// Reads /proc/cpuinfo-equivalent facts of this machine (cpuid on x86).
+// Reads /proc/cpuinfo-equivalent facts of this machine (cpuid and xgetbv on x86).
 CpuFeatures detect_cpu_features();
+
+// The ISA class oneDNN dispatches on for `cpu`: VNNI first, then AVX-512 core, else AVX2.
+OnednnIsa onednn_isa_of(const CpuFeatures& cpu);
+
+// Whether oneDNN 2.6.3's jit int8 conv kernels take a conv with these channel counts: every
+// ungrouped conv, depthwise (1 in and 1 out channel per group), and grouped convs whose
+// per-group input and output channels are both multiples of 4. It sends the rest to a
+// fallback: ref_int8 on AVX2, gemm_s8u8s32 on AVX-512 (seen with ONEDNN_VERBOSE).
+bool onednn_jit_takes_conv(int64_t groups, int64_t in_channels_per_group,
+                           int64_t out_channels_per_group);
+
+// The accumulation model `profile` uses for one conv (eq. 6.1 / 6.5 / 6.6), by its groups and
+// per-group channel counts. Equal to profile.accumulation except on onednn: depthwise convs
+// widen to 16 bits (exact), and grouped convs the jit kernels refuse accumulate as their
+// fallback does (exact with VNNI or on AVX2's ref_int8, eq. 6.6 on AVX-512's gemm).
+AccumulationModel conv_accumulation(const BackendProfile& profile, int64_t groups,
+                                    int64_t in_channels_per_group,
+                                    int64_t out_channels_per_group);
 
 // The engine names qparity knows, in the order help text lists them.
 std::vector<std::string_view> backend_names();

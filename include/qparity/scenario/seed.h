@@ -179,10 +179,18 @@ struct SeedResult {
   Comparison compare;
 };
 
+// How a run may use the machine.
+enum class PathConcurrency {
+  kTwoThreads,  // the fake-quant path on a second thread (one experiment at a time)
+  kOneThread,   // both paths on the caller's thread (when the caller runs experiments in parallel)
+};
+
 // Runs both paths of an experiment and compares them.
-SeedResult run_experiment(const SeedExperiment& experiment);
+SeedResult run_experiment(const SeedExperiment& experiment,
+                          PathConcurrency concurrency = PathConcurrency::kTwoThreads);
 
 // Validates options, builds the experiment and runs it.
-SeedResult run_seed(const SeedOptions& options, const CpuFeatures& cpu);
+SeedResult run_seed(const SeedOptions& options, const CpuFeatures& cpu,
+                    PathConcurrency concurrency = PathConcurrency::kTwoThreads);
 
 }  // namespace qparity
