@@ -9,6 +9,7 @@
 #include "qparity/version.h"
 #include "explain_command.h"
 #include "seed_command.h"
+#include "sweep_command.h"
 
 namespace {
 
@@ -44,6 +45,7 @@ int main(int argc, char** argv) {
       "  qparity seed --backend qnnpack --k 0.01   the same on qnnpack with weights 0.01*I\n"
       "  qparity seed --observer plain --json r.json\n"
       "  qparity explain --index 0,0,0,128          one element's trace through both paths\n"
+      "  qparity sweep --k 0.001:1000:61 --log      where the paths part, over a range of k\n"
       "Exit codes: 0 the paths agree bin for bin, 1 bins diverge, 2 error.\n"
       "Documentation: README.md, docs/usage.md, docs/json.md, docs/numerics.md.");
 
@@ -64,6 +66,19 @@ int main(int argc, char** argv) {
   explain->set_version_flag("--version", version_line());
   explain->footer("Exit codes: 0 the element's output agrees in both paths, 1 it differs, 2 error.");
   qparity::cli::add_explain_options(*explain, explain_options);
+  qparity::cli::SweepCommandOptions sweep_options;
+  CLI::App* sweep = app.add_subcommand(
+      "sweep",
+      "Run the seed-family experiment over a range of k and sets of engines, observers and\n"
+      "quantization knobs; group contiguous k ranges by outcome (agree, or the diagnosis class),\n"
+      "report where outcomes change, and with --refine bisect each boundary to adjacent float32 k.");
+  sweep->set_version_flag("--version", version_line());
+  sweep->footer(
+      "Examples:\n"
+      "  qparity sweep --k 0.001:1000:61 --log --backend qnnpack,onednn --observer fused,plain\n"
+      "  qparity sweep --k 0.005:0.05:10 --log --refine --csv points.csv\n"
+      "Exit codes: 0 every point agrees bin for bin, 1 some point diverges, 2 error.");
+  qparity::cli::add_sweep_options(*sweep, sweep_options);
   // Without a command qparity runs the seed experiment, so its options work there too.
   qparity::cli::add_seed_options(app, seed_options);
 
@@ -78,6 +93,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::cerr << "qparity: error: " << e.what() << " (run 'qparity --help' for usage)\n";
     return kUsageExitCode;
+  }
+  if (sweep->parsed()) {
+    return qparity::cli::run_sweep_command(sweep_options, join_arguments(argc, argv));
   }
   if (explain->parsed()) {
     return qparity::cli::run_explain_command(explain_options, join_arguments(argc, argv));

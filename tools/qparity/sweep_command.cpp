@@ -1,0 +1,405 @@
+#include "sweep_command.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "atomic_file.h"
+#include "qparity/sweep/sweep.h"
+#include "qparity/version.h"
+#include "seed_command.h"
+
+namespace qparity::cli {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = text.find(',', start);
+    items.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return items;
+}
+
+double parse_number(const std::string& option, const std::string& what, const std::string& text) {
+  double value = 0.0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() || !std::isfinite(value)) {
+    throw std::invalid_argument(option + ": " + what + " '" + text + "' is not a finite number");
+  }
+  return value;
+}
+
+int64_t parse_count(const std::string& option, const std::string& what, const std::string& text) {
+  int64_t value = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec == std::errc::invalid_argument || ptr != text.data() + text.size()) {
+    throw std::invalid_argument(option + ": " + what + " '" + text + "' is not an integer");
+  }
+  if (ec == std::errc::result_out_of_range) {
+    throw std::invalid_argument(option + ": " + what + " '" + text + "' is too large");
+  }
+  return value;
+}
+
+KRange parse_k_range(const std::string& text, bool log) {
+  const std::vector<std::string> parts = split_list(text.find(':') == std::string::npos ? text : [&] {
+    std::string t = text;
+    for (char& ch : t) ch = ch == ':' ? ',' : ch;
+    return t;
+  }());
+  if (text.find(',') != std::string::npos || parts.size() != 3) {
+    throw std::invalid_argument("--k: '" + text + "' must be START:STOP:COUNT, e.g. 0.001:1000:61");
+  }
+  KRange r;
+  r.start = parse_number("--k", "START", parts[0]);
+  r.stop = parse_number("--k", "STOP", parts[1]);
+  r.count = parse_count("--k", "COUNT", parts[2]);
+  r.log = log;
+  return r;
+}
+
+template <typename T, typename Parse>
+std::vector<T> parse_list(const std::string& option, const std::string& text, Parse parse,
+                          const char* choices) {
+  std::vector<T> out;
+  for (const std::string& item : split_list(text)) {
+    const std::optional<T> value = parse(item);
+    if (!value) {
+      throw std::invalid_argument(option + ": unknown value '" + item + "' (choose from " + choices + ")");
+    }
+    if (std::find(out.begin(), out.end(), *value) == out.end()) out.push_back(*value);
+  }
+  return out;
+}
+
+SweepSpec parse_spec(const SweepCommandOptions& o) {
+  SweepSpec spec;
+  spec.k = parse_k_range(o.k, o.log);
+  spec.backends = parse_list<std::string>(
+      "--backend", o.backends,
+      [](const std::string& s) {
+        return make_backend_profile(s, CpuFeatures{}) ? std::optional<std::string>(s) : std::nullopt;
+      },
+      "fbgemm, qnnpack, onednn");
+  spec.observers = parse_list<ObserverKind>("--observer", o.observers, parse_observer_kind, "fused, plain");
+  spec.weight_qschemes = parse_list<QScheme>(
+      "--weight-qscheme", o.weight_qschemes,
+      [](const std::string& s) -> std::optional<QScheme> {
+        if (s == "per_tensor_symmetric") return QScheme::kPerTensorSymmetric;
+        if (s == "per_tensor_affine") return QScheme::kPerTensorAffine;
+        return std::nullopt;
+      },
+      "per_tensor_symmetric, per_tensor_affine");
+  spec.reduce_ranges = parse_list<bool>(
+      "--reduce-range", o.reduce_ranges,
+      [](const std::string& s) -> std::optional<bool> {
+        if (s == "off") return false;
+        if (s == "on") return true;
+        return std::nullopt;
+      },
+      "off, on");
+  spec.weight_patterns = parse_list<WeightPattern>("--weight-pattern", o.weight_patterns,
+                                                   parse_weight_pattern,
+                                                   "identity, negative, mixed, dense");
+  const int64_t rows = parse_count("--rows", "N", o.rows);
+  if (rows < 1) throw std::invalid_argument("--rows: '" + o.rows + "' must be at least 1");
+  spec.base.rows = rows;
+  spec.diagnose = !o.no_diagnosis;
+  // Everything a point needs is checked before any work starts.
+  const std::vector<double> ks = k_values(spec.k);
+  for (double k : {ks.front(), ks.back()}) {
+    SeedOptions probe = spec.base;
+    probe.k = k;
+    try {
+      validate_seed_options(probe);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(fmt::format("--k: k = {} is unusable: {}", k, e.what()));
+    }
+  }
+  SeedCommandOptions memory_check;
+  memory_check.rows = o.rows;
+  parse_seed_options(memory_check);  // the --rows memory check of `seed`
+  return spec;
+}
+
+int parse_threads(const std::optional<std::string>& text) {
+  const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (!text) return hardware;
+  const int64_t n = parse_count("--threads", "N", *text);
+  if (n < 1 || n > 1024) throw std::invalid_argument("--threads: '" + *text + "' must be in [1, 1024]");
+  return static_cast<int>(n);
+}
+
+// A progress bar on a terminal, shown once the work has taken a second; silent otherwise.
+class ProgressBar {
+ public:
+  explicit ProgressBar(std::string what)
+      : what_(std::move(what)), enabled_(isatty(STDERR_FILENO) == 1),
+        start_(std::chrono::steady_clock::now()) {}
+  void update(int64_t done, int64_t total) {
+    if (!enabled_) return;
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    if (elapsed < 1.0 && done < total) return;
+    if (elapsed < 1.0 && !shown_) return;
+    shown_ = true;
+    constexpr int kWidth = 30;
+    const int filled = static_cast<int>(kWidth * done / std::max<int64_t>(total, 1));
+    const double eta = done > 0 ? elapsed * static_cast<double>(total - done) / static_cast<double>(done) : 0.0;
+    std::cerr << fmt::format("\r{} [{}{}] {}/{} ({:.0f}%) eta {:.0f}s  ", what_,
+                             std::string(static_cast<size_t>(filled), '#'),
+                             std::string(static_cast<size_t>(kWidth - filled), '.'), done, total,
+                             100.0 * static_cast<double>(done) / static_cast<double>(std::max<int64_t>(total, 1)),
+                             eta)
+              << std::flush;
+  }
+  ~ProgressBar() {
+    if (shown_) std::cerr << "\n";
+  }
+
+ private:
+  std::string what_;
+  bool enabled_;
+  bool shown_ = false;
+  std::chrono::steady_clock::time_point start_;
+};
+
+std::string k_text(double k) { return fmt::format("{:.9g}", k); }
+
+std::string render_console(const SweepSpec& spec, const SweepResult& r, int threads) {
+  std::string out = fmt::format(
+      "qparity sweep: {} points ({} series x {} k values from {} to {}, {}), rows {}, {} threads\n",
+      r.points.size(), r.series.size(), r.series.empty() ? 0 : r.series.front().points.size(),
+      k_text(spec.k.start), k_text(spec.k.stop), spec.k.log ? "log-spaced" : "linear",
+      spec.base.rows, threads);
+  out += "\noutcome by k range (contiguous k values with the same outcome)\n";
+  size_t series_w = 6, outcome_w = 7;
+  for (const OutcomeRange& g : r.ranges) {
+    series_w = std::max(series_w, g.series.size());
+    outcome_w = std::max(outcome_w, g.outcome.size());
+  }
+  out += fmt::format("  {:<{}}  {:>15}  {:>15}  {:>6}  {}\n", "series", series_w, "k from", "k to",
+                     "points", "outcome");
+  for (const OutcomeRange& g : r.ranges) {
+    out += fmt::format("  {:<{}}  {:>15}  {:>15}  {:>6}  {}\n", g.series, series_w, k_text(g.k_first),
+                       k_text(g.k_last), g.points, g.outcome);
+  }
+  if (!r.boundaries.empty()) {
+    out += "\nboundaries";
+    out += r.boundaries.front().refined ? " (refined to adjacent float32 values of k)\n"
+                                        : " (between sampled k; --refine bisects to adjacent float32)\n";
+    for (const Boundary& b : r.boundaries) {
+      out += fmt::format("  {:<{}}  k {} -> {}: {} -> {}{}\n", b.series, series_w,
+                         fmt::format("{:.9g}", b.k_low), fmt::format("{:.9g}", b.k_high),
+                         b.outcome_low, b.outcome_high,
+                         b.refined ? fmt::format("  ({} runs)", b.refinement_runs) : "");
+    }
+  }
+  constexpr size_t kMaxTableRows = 200;
+  out += "\npoints\n";
+  if (r.points.size() > kMaxTableRows) {
+    out += fmt::format("  {} points: see --json or --csv for every point\n", r.points.size());
+    return out;
+  }
+  out += fmt::format("  {:<{}}  {:>15}  {:>9}  {:>9}  {:>6}  {:<16}  {}\n", "series", series_w, "k",
+                     "bins diff", "fp32 diff", "max dq", "first mismatch", "outcome");
+  for (const SweepSeries& s : r.series) {
+    for (size_t i : s.points) {
+      const SweepPoint& p = r.points[i];
+      const auto& m = p.result.first_mismatch;
+      out += fmt::format("  {:<{}}  {:>15}  {:>9}  {:>9}  {:>6}  {:<16}  {}\n", s.label, series_w,
+                         k_text(p.options.k), p.result.bin_mismatch_count,
+                         p.result.fp32_mismatch_count, p.result.max_abs_delta_q,
+                         m ? fmt::format("[{},{},{},{}]", m->index.n, m->index.c, m->index.h, m->index.w)
+                           : "-",
+                         p.result.error ? "refused: " + *p.result.error : p.result.outcome);
+    }
+  }
+  return out;
+}
+
+Json point_json(const SweepPoint& p, const std::string& series) {
+  Json j = {{"series", series},
+            {"k", p.options.k},
+            {"backend", p.options.backend},
+            {"observer", to_string(p.options.observer)},
+            {"weight_qscheme", to_string(p.options.weight_qscheme)},
+            {"reduce_range", p.options.activation_reduce_range},
+            {"weight_pattern", to_string(p.options.weight_pattern)},
+            {"rows", p.options.rows},
+            {"bin_mismatch_count", p.result.bin_mismatch_count},
+            {"fp32_mismatch_count", p.result.fp32_mismatch_count},
+            {"max_abs_delta_q", p.result.max_abs_delta_q},
+            {"outcome", p.result.outcome}};
+  if (p.result.first_mismatch) {
+    const auto& m = *p.result.first_mismatch;
+    j["first_mismatch"] = {{"index", {m.index.n, m.index.c, m.index.h, m.index.w}},
+                           {"error_fp32", m.error_fp32},
+                           {"expected_q", m.expected_q},
+                           {"actual_q", m.actual_q}};
+  } else {
+    j["first_mismatch"] = nullptr;
+  }
+  j["error"] = p.result.error ? Json(*p.result.error) : Json(nullptr);
+  return j;
+}
+
+std::string render_json(const SweepSpec& spec, const SweepResult& r, const std::string& command_line) {
+  Json points = Json::array();
+  for (const SweepSeries& s : r.series) {
+    for (size_t i : s.points) points.push_back(point_json(r.points[i], s.label));
+  }
+  Json ranges = Json::array();
+  for (const OutcomeRange& g : r.ranges) {
+    ranges.push_back({{"series", g.series}, {"outcome", g.outcome}, {"k_first", g.k_first},
+                      {"k_last", g.k_last}, {"points", g.points}});
+  }
+  Json boundaries = Json::array();
+  for (const Boundary& b : r.boundaries) {
+    boundaries.push_back({{"series", b.series}, {"k_low", b.k_low}, {"k_high", b.k_high},
+                          {"outcome_low", b.outcome_low}, {"outcome_high", b.outcome_high},
+                          {"refined", b.refined}, {"refinement_runs", b.refinement_runs}});
+  }
+  Json j = {{"schema", "qparity.sweep/1"},
+            {"qparity_version", version()},
+            {"command_line", command_line},
+            {"k", {{"start", spec.k.start}, {"stop", spec.k.stop}, {"count", spec.k.count},
+                   {"log", spec.k.log}}},
+            {"rows", spec.base.rows},
+            {"diagnosis", spec.diagnose},
+            {"points", points},
+            {"summary", {{"ranges", ranges}, {"boundaries", boundaries}}}};
+  return j.dump(2) + "\n";
+}
+
+std::string render_csv(const SweepResult& r) {
+  std::string out =
+      "series,k,backend,observer,weight_qscheme,reduce_range,weight_pattern,rows,outcome,"
+      "bin_mismatch_count,fp32_mismatch_count,max_abs_delta_q,first_n,first_c,first_h,first_w,"
+      "first_expected_q,first_actual_q,error\n";
+  auto quoted = [](const std::string& s) {
+    std::string q = "\"";
+    for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+    return q + "\"";
+  };
+  for (const SweepSeries& s : r.series) {
+    for (size_t i : s.points) {
+      const SweepPoint& p = r.points[i];
+      const auto& m = p.result.first_mismatch;
+      out += fmt::format("{},{:.17g},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                         quoted(s.label), p.options.k, p.options.backend, to_string(p.options.observer),
+                         to_string(p.options.weight_qscheme),
+                         p.options.activation_reduce_range ? "on" : "off",
+                         to_string(p.options.weight_pattern), p.options.rows,
+                         quoted(p.result.outcome), p.result.bin_mismatch_count,
+                         p.result.fp32_mismatch_count, p.result.max_abs_delta_q,
+                         m ? std::to_string(m->index.n) : "", m ? std::to_string(m->index.c) : "",
+                         m ? std::to_string(m->index.h) : "", m ? std::to_string(m->index.w) : "",
+                         m ? std::to_string(m->expected_q) : "", m ? std::to_string(m->actual_q) : "",
+                         p.result.error ? quoted(*p.result.error) : "");
+    }
+  }
+  return out;
+}
+
+std::unique_ptr<AtomicFile> reserve(const std::optional<std::string>& path, const char* option) {
+  if (!path) return nullptr;
+  try {
+    return std::make_unique<AtomicFile>(*path);
+  } catch (const std::runtime_error& e) {
+    throw std::invalid_argument(std::string(option) + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+void add_sweep_options(CLI::App& command, SweepCommandOptions& o) {
+  command.add_option("--k", o.k, "k values: START:STOP:COUNT, linear unless --log")
+      ->type_name("START:STOP:COUNT")
+      ->capture_default_str();
+  command.add_flag("--log", o.log, "Space the k values logarithmically (START must be > 0)");
+  command.add_option("--backend", o.backends, "Engines, comma-separated: fbgemm, qnnpack, onednn")
+      ->type_name("LIST")
+      ->capture_default_str();
+  command.add_option("--observer", o.observers, "Fake-quant modules, comma-separated: fused, plain")
+      ->type_name("LIST")
+      ->capture_default_str();
+  command.add_option("--weight-qscheme", o.weight_qschemes,
+                     "Weight qschemes, comma-separated: per_tensor_symmetric, per_tensor_affine")
+      ->type_name("LIST")
+      ->capture_default_str();
+  command.add_option("--reduce-range", o.reduce_ranges,
+                     "Activation reduce_range settings, comma-separated: off, on")
+      ->type_name("LIST")
+      ->capture_default_str();
+  command.add_option("--weight-pattern", o.weight_patterns,
+                     "Weight sign patterns, comma-separated: identity, negative, mixed, dense")
+      ->type_name("LIST")
+      ->capture_default_str();
+  command.add_option("--rows", o.rows, "Input height of every point (the seed: 256)")
+      ->type_name("N")
+      ->capture_default_str();
+  command.add_option("--threads", o.threads, "Worker threads (default: every core); results do "
+                                             "not depend on it")
+      ->type_name("N");
+  command.add_flag("--refine", o.refine,
+                   "Bisect every outcome boundary down to adjacent float32 values of k");
+  command.add_flag("--no-diagnosis", o.no_diagnosis,
+                   "Only count mismatches: outcomes are agree / diverge / float_differ");
+  command.add_option("--json", o.json_path, "Write every point and the summary as JSON")
+      ->type_name("FILE");
+  command.add_option("--csv", o.csv_path, "Write one CSV row per point")->type_name("FILE");
+}
+
+int run_sweep_command(const SweepCommandOptions& o, const std::string& command_line) {
+  try {
+    const SweepSpec spec = parse_spec(o);
+    const int threads = parse_threads(o.threads);
+    auto json_file = reserve(o.json_path, "--json");
+    auto csv_file = reserve(o.csv_path, "--csv");
+    if (json_file && csv_file && *o.json_path == *o.csv_path) {
+      throw std::invalid_argument("--csv: the same file as --json");
+    }
+    const CpuFeatures cpu = detect_cpu_features();
+    SweepResult result;
+    {
+      ProgressBar bar("sweep");
+      result = run_sweep(spec, cpu, threads, [&](int64_t done, int64_t total) { bar.update(done, total); });
+    }
+    if (o.refine && !result.boundaries.empty()) {
+      ProgressBar bar("refine");
+      refine_boundaries(result, spec, cpu, threads,
+                        [&](int64_t done, int64_t total) { bar.update(done, total); });
+    }
+    std::cout << render_console(spec, result, threads) << std::flush;
+    if (json_file) json_file->commit(render_json(spec, result, command_line));
+    if (csv_file) csv_file->commit(render_csv(result));
+    const bool all_agree = std::all_of(result.points.begin(), result.points.end(),
+                                       [](const SweepPoint& p) { return p.result.bin_mismatch_count == 0; });
+    return all_agree ? 0 : 1;
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "qparity sweep: error: " << e.what() << "\n";
+  } catch (const std::bad_alloc&) {
+    std::cerr << "qparity sweep: error: out of memory (try fewer --rows or threads)\n";
+  } catch (const std::exception& e) {
+    std::cerr << "qparity sweep: error: " << e.what() << "\n";
+  }
+  return 2;
+}
+
+}  // namespace qparity::cli

@@ -1,0 +1,31 @@
+// `qparity sweep`: the seed-family experiment over ranges of k and sets of its parameters.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+
+namespace qparity::cli {
+
+struct SweepCommandOptions {
+  std::string k = "0.001:1000:61";
+  bool log = false;
+  std::string backends = "fbgemm";
+  std::string observers = "fused";
+  std::string weight_qschemes = "per_tensor_symmetric";
+  std::string reduce_ranges = "off";
+  std::string weight_patterns = "identity";
+  std::string rows = "256";
+  std::optional<std::string> threads;
+  bool refine = false;
+  bool no_diagnosis = false;
+  std::optional<std::string> json_path;
+  std::optional<std::string> csv_path;
+};
+
+void add_sweep_options(CLI::App& command, SweepCommandOptions& options);
+
+// Exit code: 0 every point agrees, 1 some point diverges, 2 error.
+int run_sweep_command(const SweepCommandOptions& options, const std::string& command_line);
+
+}  // namespace qparity::cli
