@@ -112,6 +112,8 @@ PointOutcome evaluate_point(const SeedOptions& options, const CpuFeatures& cpu, 
     out.bin_mismatch_count = r.compare.bin_mismatch_count;
     out.fp32_mismatch_count = r.compare.fp32_mismatch_count;
     out.max_abs_delta_q = r.compare.max_abs_delta_q;
+    out.error_max = r.compare.error_max;
+    out.error_mean = r.compare.error_mean;
     out.first_mismatch = r.compare.first_mismatch;
     if (r.compare.bin_mismatch_count == 0 && r.compare.fp32_mismatch_count == 0) {
       out.outcome = "agree";

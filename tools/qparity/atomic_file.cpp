@@ -62,4 +62,26 @@ void AtomicFile::commit(const std::string& content) {
   temp_.clear();
 }
 
+std::unique_ptr<AtomicFile> reserve_output(const std::optional<std::string>& path,
+                                           const char* option) {
+  if (!path) return nullptr;
+  try {
+    return std::make_unique<AtomicFile>(*path);
+  } catch (const std::runtime_error& e) {
+    throw std::invalid_argument(std::string(option) + ": " + e.what());
+  }
+}
+
+void check_distinct_outputs(
+    const std::vector<std::pair<const char*, std::optional<std::string>>>& outputs) {
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    for (size_t j = i + 1; j < outputs.size(); ++j) {
+      if (outputs[i].second && outputs[j].second && *outputs[i].second == *outputs[j].second) {
+        throw std::invalid_argument(std::string(outputs[j].first) + ": '" + *outputs[j].second +
+                                    "' is already the " + outputs[i].first + " file");
+      }
+    }
+  }
+}
+
 }  // namespace qparity::cli

@@ -2,7 +2,11 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace qparity::cli {
 
@@ -25,5 +29,14 @@ class AtomicFile {
   std::filesystem::path temp_;
   int fd_ = -1;
 };
+
+// Reserves `path` for `option` (nullptr when absent); unwritable paths throw
+// std::invalid_argument "<option>: cannot write ...".
+std::unique_ptr<AtomicFile> reserve_output(const std::optional<std::string>& path,
+                                           const char* option);
+
+// Refuses two output options naming the same file.
+void check_distinct_outputs(
+    const std::vector<std::pair<const char*, std::optional<std::string>>>& outputs);
 
 }  // namespace qparity::cli

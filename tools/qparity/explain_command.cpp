@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "atomic_file.h"
+#include "html_report.h"
 #include "qparity/diagnose/trace.h"
 #include "qparity/version.h"
 
@@ -126,14 +127,12 @@ void add_explain_options(CLI::App& command, ExplainCommandOptions& o) {
 int run_explain_command(const ExplainCommandOptions& raw, const std::string& command_line) {
   try {
     const SeedOptions options = parse_seed_options(raw.seed);
-    std::unique_ptr<AtomicFile> json_file;
-    if (raw.seed.json_path) {
-      try {
-        json_file = std::make_unique<AtomicFile>(*raw.seed.json_path);
-      } catch (const std::runtime_error& e) {
-        throw std::invalid_argument(std::string("--json: ") + e.what());
-      }
+    if (!raw.seed.fail_on.empty()) {
+      throw std::invalid_argument("--fail-on: budgets apply to `seed` and `sweep`, not to `explain`");
     }
+    check_distinct_outputs({{"--json", raw.seed.json_path}, {"--html", raw.seed.html_path}});
+    std::unique_ptr<AtomicFile> json_file = reserve_output(raw.seed.json_path, "--json");
+    std::unique_ptr<AtomicFile> html_file = reserve_output(raw.seed.html_path, "--html");
     const SeedExperiment experiment(options, detect_cpu_features());
     ElementIndex index;
     const bool defaulted = !raw.index;
@@ -146,6 +145,7 @@ int run_explain_command(const ExplainCommandOptions& raw, const std::string& com
     std::cout << render_console(result, e, defaulted && result.compare.first_mismatch.has_value())
               << std::flush;
     if (json_file) json_file->commit(render_json(result, e, command_line));
+    if (html_file) html_file->commit(render_explain_html(result, e, RunContext{command_line, {}}));
     const bool outputs_agree = e.fake_quant.output_bin == e.int8.output_bin &&
                                e.fake_quant.output_dequantized == e.int8.output_dequantized;
     return outputs_agree ? 0 : 1;

@@ -68,6 +68,17 @@ Json compare_json(const Comparison& c) {
   return j;
 }
 
+Json budgets_json(const std::vector<BudgetVerdict>& verdicts) {
+  Json out = Json::array();
+  for (const BudgetVerdict& v : verdicts) {
+    out.push_back({{"budget", v.budget.name},
+                   {"limit", v.budget.limit},
+                   {"measured", v.measured},
+                   {"exceeded", v.exceeded}});
+  }
+  return out;
+}
+
 Json index_json(const ElementIndex& i) { return Json::array({i.n, i.c, i.h, i.w}); }
 
 Json diagnosis_json(const Diagnosis& d) {
@@ -139,6 +150,7 @@ std::string render_seed_json(const SeedResult& r, const std::optional<Explanatio
         {"int8", path_json(r.int8, r.output_shape)}}},
       {"compare", compare_json(r.compare)},
   };
+  if (!context.budgets.empty()) j["budgets"] = budgets_json(context.budgets);
   if (why) {
     const Diagnosis& d = why->diagnosis;
     j["diagnosis"] = diagnosis_json(d);

@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "budgets.h"
 #include "qparity/diagnose/diagnosis.h"
 #include "qparity/diagnose/fixes.h"
 #include "qparity/diagnose/trace.h"
@@ -16,7 +17,11 @@ namespace qparity::cli {
 // Everything a report needs besides the result itself, so reports reproduce themselves.
 struct RunContext {
   std::string command_line;
+  std::vector<BudgetVerdict> budgets;  // --fail-on results, empty without budgets
 };
+
+// Prints one stderr line per exceeded budget; returns the exit code (0 all hold, 1 otherwise).
+int report_budgets(const std::string& command, const std::vector<BudgetVerdict>& verdicts);
 
 // The explanation of a run, when one was computed.
 struct Explanation {

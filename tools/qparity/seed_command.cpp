@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "atomic_file.h"
+#include "html_report.h"
 #include "qparity/scenario/seed.h"
 #include "reports.h"
 
@@ -207,6 +208,13 @@ void add_seed_options(CLI::App& command, SeedCommandOptions& o) {
       ->group("Quantization knobs");
   command.add_flag("--no-diagnosis", o.no_diagnosis,
                    "Only compare: skip the diagnosis and the verification of fixes");
+  command.add_option("--html", o.html_path,
+                     "Also write a self-contained HTML report (plots, tables, diagnosis) to FILE")
+      ->type_name("FILE");
+  command.add_option("--fail-on", o.fail_on,
+                     "CI budgets NAME=LIMIT, comma-separated or repeated (" + budget_help() +
+                         "); exit 1 naming every budget exceeded, 0 when all hold")
+      ->type_name("BUDGETS");
   command.add_option("--json", o.json_path,
                      "Also write the full result as JSON to FILE (see docs/json.md); written "
                      "atomically")
@@ -216,14 +224,10 @@ void add_seed_options(CLI::App& command, SeedCommandOptions& o) {
 int run_seed_command(const SeedCommandOptions& raw, const std::string& command_line) {
   try {
     const SeedOptions options = parse_seed_options(raw);
-    std::unique_ptr<AtomicFile> json_file;
-    if (raw.json_path) {
-      try {
-        json_file = std::make_unique<AtomicFile>(*raw.json_path);
-      } catch (const std::runtime_error& e) {
-        throw std::invalid_argument(std::string("--json: ") + e.what());
-      }
-    }
+    const std::vector<Budget> budgets = parse_budgets(raw.fail_on);
+    check_distinct_outputs({{"--json", raw.json_path}, {"--html", raw.html_path}});
+    std::unique_ptr<AtomicFile> json_file = reserve_output(raw.json_path, "--json");
+    std::unique_ptr<AtomicFile> html_file = reserve_output(raw.html_path, "--html");
     const CpuFeatures cpu = detect_cpu_features();
     const SeedExperiment experiment(options, cpu);
     const SeedResult result = run_experiment(experiment);
@@ -236,9 +240,16 @@ int run_seed_command(const SeedCommandOptions& raw, const std::string& command_l
       }
       why = std::move(e);
     }
-    const RunContext context{command_line};
+    RunContext context{command_line, {}};
+    const Comparison& c = result.compare;
+    context.budgets = check_budgets(
+        budgets, {static_cast<double>(c.max_abs_delta_q), static_cast<double>(c.bin_mismatch_count),
+                  static_cast<double>(c.fp32_mismatch_count), static_cast<double>(c.error_max),
+                  c.error_mean});
     std::cout << render_seed_console(result, why, context) << std::flush;
     if (json_file) json_file->commit(render_seed_json(result, why, context));
+    if (html_file) html_file->commit(render_seed_html(result, why, context));
+    if (!budgets.empty()) return report_budgets("qparity seed", context.budgets);
     return result.compare.bin_mismatch_count == 0 ? 0 : 1;
   } catch (const std::invalid_argument& e) {
     std::cerr << "qparity seed: error: " << e.what() << "\n";

@@ -5,6 +5,7 @@
 
 #include "qparity/scenario/seed.h"
 #include <optional>
+#include <vector>
 #include <string>
 
 namespace qparity::cli {
@@ -25,6 +26,8 @@ struct SeedCommandOptions {
   std::optional<std::string> input_scale, weight_scale, output_scale;
   std::optional<std::string> json_path;  // absent = no JSON
   bool no_diagnosis = false;             // skip the diagnosis and fix verification
+  std::optional<std::string> html_path;  // absent = no HTML report
+  std::vector<std::string> fail_on;      // CI budgets, NAME=LIMIT
 };
 
 // Adds the seed options to `command`, bound to `options`.

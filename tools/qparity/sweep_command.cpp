@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "atomic_file.h"
+#include "budgets.h"
+#include "html_report.h"
 #include "qparity/sweep/sweep.h"
 #include "qparity/version.h"
 #include "seed_command.h"
@@ -259,7 +261,8 @@ Json point_json(const SweepPoint& p, const std::string& series) {
   return j;
 }
 
-std::string render_json(const SweepSpec& spec, const SweepResult& r, const std::string& command_line) {
+std::string render_json(const SweepSpec& spec, const SweepResult& r, const RunContext& context) {
+  const std::string& command_line = context.command_line;
   Json points = Json::array();
   for (const SweepSeries& s : r.series) {
     for (size_t i : s.points) points.push_back(point_json(r.points[i], s.label));
@@ -284,6 +287,14 @@ std::string render_json(const SweepSpec& spec, const SweepResult& r, const std::
             {"diagnosis", spec.diagnose},
             {"points", points},
             {"summary", {{"ranges", ranges}, {"boundaries", boundaries}}}};
+  if (!context.budgets.empty()) {
+    Json verdicts = Json::array();
+    for (const BudgetVerdict& v : context.budgets) {
+      verdicts.push_back({{"budget", v.budget.name}, {"limit", v.budget.limit},
+                          {"measured", v.measured}, {"exceeded", v.exceeded}});
+    }
+    j["budgets"] = verdicts;
+  }
   return j.dump(2) + "\n";
 }
 
@@ -315,15 +326,6 @@ std::string render_csv(const SweepResult& r) {
     }
   }
   return out;
-}
-
-std::unique_ptr<AtomicFile> reserve(const std::optional<std::string>& path, const char* option) {
-  if (!path) return nullptr;
-  try {
-    return std::make_unique<AtomicFile>(*path);
-  } catch (const std::runtime_error& e) {
-    throw std::invalid_argument(std::string(option) + ": " + e.what());
-  }
 }
 
 }  // namespace
@@ -364,17 +366,24 @@ void add_sweep_options(CLI::App& command, SweepCommandOptions& o) {
   command.add_option("--json", o.json_path, "Write every point and the summary as JSON")
       ->type_name("FILE");
   command.add_option("--csv", o.csv_path, "Write one CSV row per point")->type_name("FILE");
+  command.add_option("--html", o.html_path,
+                     "Write a self-contained HTML report (outcome against k, ranges, points)")
+      ->type_name("FILE");
+  command.add_option("--fail-on", o.fail_on,
+                     "CI budgets NAME=LIMIT that every point must meet (" + budget_help() +
+                         "); exit 1 naming every budget exceeded")
+      ->type_name("BUDGETS");
 }
 
 int run_sweep_command(const SweepCommandOptions& o, const std::string& command_line) {
   try {
     const SweepSpec spec = parse_spec(o);
     const int threads = parse_threads(o.threads);
-    auto json_file = reserve(o.json_path, "--json");
-    auto csv_file = reserve(o.csv_path, "--csv");
-    if (json_file && csv_file && *o.json_path == *o.csv_path) {
-      throw std::invalid_argument("--csv: the same file as --json");
-    }
+    const std::vector<Budget> budgets = parse_budgets(o.fail_on);
+    check_distinct_outputs({{"--json", o.json_path}, {"--csv", o.csv_path}, {"--html", o.html_path}});
+    auto json_file = reserve_output(o.json_path, "--json");
+    auto csv_file = reserve_output(o.csv_path, "--csv");
+    auto html_file = reserve_output(o.html_path, "--html");
     const CpuFeatures cpu = detect_cpu_features();
     SweepResult result;
     {
@@ -386,9 +395,21 @@ int run_sweep_command(const SweepCommandOptions& o, const std::string& command_l
       refine_boundaries(result, spec, cpu, threads,
                         [&](int64_t done, int64_t total) { bar.update(done, total); });
     }
+    // Budgets hold for every point: the worst point is measured.
+    BudgetMeasures worst;
+    for (const SweepPoint& p : result.points) {
+      worst.max_delta_q = std::max(worst.max_delta_q, static_cast<double>(p.result.max_abs_delta_q));
+      worst.bin_mismatch = std::max(worst.bin_mismatch, static_cast<double>(p.result.bin_mismatch_count));
+      worst.fp32_mismatch = std::max(worst.fp32_mismatch, static_cast<double>(p.result.fp32_mismatch_count));
+      worst.fp32_error_max = std::max(worst.fp32_error_max, static_cast<double>(p.result.error_max));
+      worst.error_mean = std::max(worst.error_mean, p.result.error_mean);
+    }
+    const RunContext context{command_line, check_budgets(budgets, worst)};
     std::cout << render_console(spec, result, threads) << std::flush;
-    if (json_file) json_file->commit(render_json(spec, result, command_line));
+    if (json_file) json_file->commit(render_json(spec, result, context));
     if (csv_file) csv_file->commit(render_csv(result));
+    if (html_file) html_file->commit(render_sweep_html(spec, result, context));
+    if (!budgets.empty()) return report_budgets("qparity sweep", context.budgets);
     const bool all_agree = std::all_of(result.points.begin(), result.points.end(),
                                        [](const SweepPoint& p) { return p.result.bin_mismatch_count == 0; });
     return all_agree ? 0 : 1;

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace qparity::cli {
 
@@ -21,6 +22,8 @@ struct SweepCommandOptions {
   bool no_diagnosis = false;
   std::optional<std::string> json_path;
   std::optional<std::string> csv_path;
+  std::optional<std::string> html_path;
+  std::vector<std::string> fail_on;
 };
 
 void add_sweep_options(CLI::App& command, SweepCommandOptions& options);

@@ -40,6 +40,8 @@ struct PointOutcome {
   int64_t bin_mismatch_count = 0;
   int64_t fp32_mismatch_count = 0;
   int64_t max_abs_delta_q = 0;
+  float error_max = 0.0f;
+  double error_mean = 0.0;
   std::optional<FirstMismatch> first_mismatch;
   // "agree", "float_only@output", "grid_mismatch@weight", ... ("diverge" without diagnosis);
   // several findings are joined with '+'.

@@ -1,0 +1,111 @@
+#include "budgets.h"
+
+#include "reports.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <stdexcept>
+
+namespace qparity::cli {
+namespace {
+
+struct MetricName {
+  const char* name;
+  BudgetMetric metric;
+  bool integer;
+};
+
+constexpr MetricName kMetrics[] = {
+    {"max-dq", BudgetMetric::kMaxDeltaQ, true},
+    {"bin-mismatch", BudgetMetric::kBinMismatch, true},
+    {"fp32-mismatch", BudgetMetric::kFp32Mismatch, true},
+    {"fp32-error-max", BudgetMetric::kFp32ErrorMax, false},
+    {"error-mean", BudgetMetric::kErrorMean, false},
+};
+
+double measured_value(BudgetMetric metric, const BudgetMeasures& m) {
+  switch (metric) {
+    case BudgetMetric::kMaxDeltaQ:
+      return m.max_delta_q;
+    case BudgetMetric::kBinMismatch:
+      return m.bin_mismatch;
+    case BudgetMetric::kFp32Mismatch:
+      return m.fp32_mismatch;
+    case BudgetMetric::kFp32ErrorMax:
+      return m.fp32_error_max;
+    case BudgetMetric::kErrorMean:
+      return m.error_mean;
+  }
+  return 0.0;
+}
+
+Budget parse_one(const std::string& item) {
+  const size_t eq = item.find('=');
+  if (eq == std::string::npos) {
+    throw std::invalid_argument("--fail-on: '" + item + "' must be NAME=LIMIT (" + budget_help() + ")");
+  }
+  const std::string name = item.substr(0, eq);
+  const std::string value = item.substr(eq + 1);
+  for (const MetricName& m : kMetrics) {
+    if (name != m.name) continue;
+    double limit = 0.0;
+    const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), limit);
+    if (value.empty() || ec != std::errc() || ptr != value.data() + value.size() ||
+        !std::isfinite(limit) || limit < 0.0) {
+      throw std::invalid_argument("--fail-on: " + name + " needs a limit >= 0, got '" + value + "'");
+    }
+    if (m.integer && limit != std::floor(limit)) {
+      throw std::invalid_argument("--fail-on: " + name + " counts, its limit must be an integer, got '" +
+                                  value + "'");
+    }
+    return {m.metric, name, limit};
+  }
+  throw std::invalid_argument("--fail-on: unknown budget '" + name + "' (" + budget_help() + ")");
+}
+
+}  // namespace
+
+std::string budget_help() {
+  return "max-dq, bin-mismatch, fp32-mismatch, fp32-error-max, error-mean";
+}
+
+std::vector<Budget> parse_budgets(const std::vector<std::string>& items) {
+  std::vector<Budget> budgets;
+  for (const std::string& group : items) {
+    size_t start = 0;
+    while (true) {
+      const size_t comma = group.find(',', start);
+      budgets.push_back(parse_one(group.substr(start, comma == std::string::npos ? std::string::npos
+                                                                                 : comma - start)));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
+  return budgets;
+}
+
+std::vector<BudgetVerdict> check_budgets(const std::vector<Budget>& budgets, const BudgetMeasures& m) {
+  std::vector<BudgetVerdict> verdicts;
+  for (const Budget& b : budgets) {
+    const double measured = measured_value(b.metric, m);
+    verdicts.push_back({b, measured, !(measured <= b.limit)});
+  }
+  return verdicts;
+}
+
+int report_budgets(const std::string& command, const std::vector<BudgetVerdict>& verdicts) {
+  int code = 0;
+  for (const BudgetVerdict& v : verdicts) {
+    if (!v.exceeded) continue;
+    char measured[40];
+    std::snprintf(measured, sizeof measured, "%.9g", v.measured);
+    std::cerr << command << ": budget exceeded: " << v.budget.name << "=" << v.budget.limit
+              << " (measured " << measured << ")\n";
+    code = 1;
+  }
+  return code;
+}
+
+}  // namespace qparity::cli
