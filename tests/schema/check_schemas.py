@@ -1,0 +1,110 @@
+#!/usr/bin/python3
+"""Every JSON document the CLI emits validates against its schema (docs/schema/*.schema.json),
+checked with the jsonschema library (Debian python3-jsonschema), not by hand.
+
+Runs `qparity seed`, `explain` and `sweep` in configurations that exercise every optional part
+of the documents (diagnosis on and off, agreeing and diverging paths, every divergence class the
+seed family reaches, fixes that are refused, budgets, refined sweeps with refused points), and
+checks that a few deliberately broken documents are rejected, so the schemas are not vacuous.
+
+Usage: /usr/bin/python3 check_schemas.py --qparity PATH
+"""
+import argparse
+import copy
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import jsonschema
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCHEMAS = os.path.join(HERE, "..", "..", "docs", "schema")
+
+SEED_RUNS = [
+    [],
+    ["--no-diagnosis"],
+    ["--observer", "plain"],
+    ["--k", "0.01", "--backend", "qnnpack"],
+    ["--k", "0.3", "--observer", "plain", "--backend", "onednn"],
+    ["--k", "0.005", "--backend", "onednn"],
+    ["--reduce-range", "--observer", "plain", "--fail-on", "max-dq=0,error-mean=1e-3"],
+    ["--weight-pattern", "dense", "--weight-quant-min", "-127", "--observer", "plain",
+     "--k", "0.7", "--output-observer-max", "0.4", "--output-scale", "0.0015686274273321033",
+     "--weight-scale", "0.005511811003088951", "--backend", "qnnpack"],
+    ["--weight-qscheme", "per_tensor_affine", "--weight-observer-max", "2", "--input-scale", "0.004"],
+]
+EXPLAIN_RUNS = [[], ["--index", "0,1,0,200"], ["--observer", "plain", "--index", "0,0,0,0"]]
+SWEEP_RUNS = [
+    ["--k", "0.001:1000:9", "--log", "--backend", "qnnpack,onednn", "--observer", "fused,plain"],
+    ["--k", "0.005:0.05:4", "--log", "--refine", "--backend", "onednn",
+     "--weight-qscheme", "per_tensor_symmetric,per_tensor_affine", "--fail-on", "bin-mismatch=0"],
+    ["--k", "0.5:3:3", "--no-diagnosis", "--reduce-range", "off,on", "--weight-pattern", "identity,dense"],
+]
+
+
+def load_schema(kind):
+    with open(os.path.join(SCHEMAS, "qparity.%s.schema.json" % kind)) as f:
+        schema = json.load(f)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def emit(binary, command, args, tmp, n):
+    path = os.path.join(tmp, "%s-%d.json" % (command, n))
+    cmd = [binary, command, "--rows", "2", *args, "--json", path]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), proc.returncode, proc.stderr))
+    with open(path) as f:
+        return json.load(f), cmd
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--qparity", required=True)
+    binary = os.path.abspath(ap.parse_args().qparity)
+    validators = {kind: load_schema(kind) for kind in ("seed", "explain", "sweep")}
+    failures = []
+    docs = {}
+    count = 0
+    with tempfile.TemporaryDirectory(prefix="qparity-schema-") as tmp:
+        for command, runs in (("seed", SEED_RUNS), ("explain", EXPLAIN_RUNS), ("sweep", SWEEP_RUNS)):
+            for n, args in enumerate(runs):
+                doc, cmd = emit(binary, command, args, tmp, n)
+                docs.setdefault(command, doc)
+                errors = sorted(validators[command].iter_errors(doc), key=lambda e: list(e.path))
+                count += 1
+                for e in errors[:5]:
+                    failures.append("%s: %s at /%s" % (" ".join(cmd), e.message,
+                                                        "/".join(map(str, e.path))))
+    # The schemas must reject broken documents.
+    broken = []
+    seed = copy.deepcopy(docs["seed"])
+    seed["paths"]["int8"]["bins_row"] = seed["paths"]["int8"]["bins_row"][:255]
+    broken.append(("seed", seed, "a 255-value bins_row"))
+    seed = copy.deepcopy(docs["seed"])
+    del seed["compare"]["first_mismatch"]
+    broken.append(("seed", seed, "no first_mismatch"))
+    seed = copy.deepcopy(docs["seed"])
+    seed["diagnosis"][0]["class"] = "bad_luck"
+    broken.append(("seed", seed, "an unknown class"))
+    sweep = copy.deepcopy(docs["sweep"])
+    sweep["schema"] = "qparity.sweep/2"
+    broken.append(("sweep", sweep, "another schema version"))
+    explain = copy.deepcopy(docs["explain"])
+    explain["index"] = [0, 0, 0]
+    broken.append(("explain", explain, "a 3-number index"))
+    for kind, doc, what in broken:
+        if validators[kind].is_valid(doc):
+            failures.append("the %s schema accepts a document with %s" % (kind, what))
+    for f in failures:
+        print("FAIL " + f)
+    print("schemas: %d documents validated, %d broken ones rejected, %d problems"
+          % (count, len(broken), len(failures)))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
