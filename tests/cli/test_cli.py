@@ -166,6 +166,29 @@ class Diagnosis(unittest.TestCase):
             self.assertTrue(fixes)
 
 
+class Budgets(unittest.TestCase):
+    def test_exceeded_budgets_are_named_and_exit_one(self):
+        r = run("--rows", "2", "--no-diagnosis", "--fail-on", "max-dq=0,bin-mismatch=10")
+        self.assertEqual(r.returncode, 1)
+        lines = r.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 2, r.stderr)
+        self.assertIn("budget exceeded: max-dq=0 (measured 1)", lines[0])
+        self.assertIn("budget exceeded: bin-mismatch=10 (measured 768)", lines[1])
+
+    def test_budgets_that_hold_exit_zero_even_when_bins_differ(self):
+        r = run("--rows", "2", "--no-diagnosis", "--fail-on", "max-dq=1", "--fail-on",
+                "fp32-error-max=0.004")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, "")
+
+    def test_budgets_in_json(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "b.json")
+            run("--rows", "1", "--no-diagnosis", "--fail-on", "error-mean=1", "--json", path)
+            self.assertEqual(load_json(path)["budgets"][0]["budget"], "error-mean")
+            self.assertFalse(load_json(path)["budgets"][0]["exceeded"])
+
+
 class BadInput(unittest.TestCase):
     def assert_usage_error(self, argv, *fragments, json_dir=None):
         r = run(*argv)
@@ -206,6 +229,25 @@ class BadInput(unittest.TestCase):
         self.assert_usage_error(["seed", "--output-scale", "0"], "--output-scale")
         self.assert_usage_error(["seed", "--input-scale", "-1"], "--input-scale")
         self.assert_usage_error(["seed", "--weight-scale", "x"], "--weight-scale")
+
+    def test_bad_budgets(self):
+        for value, why in (("foo=1", "unknown budget"), ("max-dq", "NAME=LIMIT"),
+                           ("max-dq=-1", "limit >= 0"), ("max-dq=x", "limit >= 0"),
+                           ("bin-mismatch=0.5", "integer"), ("fp32-error-max=nan", "limit >= 0"),
+                           ("max-dq=0,", "NAME=LIMIT")):
+            with tempfile.TemporaryDirectory() as d:
+                self.assert_usage_error(["seed", "--fail-on", value, "--json", os.path.join(d, "o.json")],
+                                        "--fail-on", why, json_dir=d)
+        self.assert_usage_error(["explain", "--fail-on", "max-dq=0"], "--fail-on")
+
+    def test_bad_html_paths(self):
+        with tempfile.TemporaryDirectory() as d:
+            self.assert_usage_error(["seed", "--html", os.path.join(d, "no", "r.html")], "--html",
+                                    json_dir=d)
+            self.assert_usage_error(["seed", "--html", d], "--html", json_dir=d)
+            same = os.path.join(d, "same")
+            self.assert_usage_error(["seed", "--json", same, "--html", same], "--html", json_dir=d)
+            self.assert_usage_error(["explain", "--html", "/proc/x.html"], "--html")
 
     def test_unknown_backend_and_observer(self):
         self.assert_usage_error(["seed", "--backend", "tpu"], "--backend", "tpu", "qnnpack")
