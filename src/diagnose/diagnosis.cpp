@@ -220,8 +220,24 @@ std::string class_summary(DivergenceClass c, const std::string& point) {
   return "";
 }
 
-bool element_differs(const PathRun& a, const PathRun& b, size_t i) {
-  return a.bins[i] != b.bins[i] || a.value(i) != b.value(i);
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define QPARITY_MULTIVERSION __attribute__((target_clones("avx2", "default")))
+#else
+#define QPARITY_MULTIVERSION
+#endif
+
+// differs[i] = 1 where the two runs' bins or float outputs differ (a vectorizable loop).
+QPARITY_MULTIVERSION
+void mark_differences(const PathRun& a, const PathRun& b, std::vector<uint8_t>& differs) {
+  const size_t n = a.bins.size();
+  differs.resize(n);
+  const uint8_t* qa = a.bins.data();
+  const uint8_t* qb = b.bins.data();
+  const float* va = a.value_of_bin.data();
+  const float* vb = b.value_of_bin.data();
+  for (size_t i = 0; i < n; ++i) {
+    differs[i] = static_cast<uint8_t>((qa[i] != qb[i]) | (va[qa[i]] != vb[qb[i]]));
+  }
 }
 
 }  // namespace
@@ -247,13 +263,9 @@ Diagnosis diagnose(const SeedExperiment& experiment, const SeedResult& r) {
   const Shape4 shape = r.output_shape;
   const size_t n = static_cast<size_t>(shape.numel());
   const PathRun& target = r.int8.run;
-  std::vector<uint8_t> open(n, 0);  // mismatching, not yet explained
-  for (size_t i = 0; i < n; ++i) {
-    if (element_differs(r.fake_quant.run, target, i)) {
-      open[i] = 1;
-      ++d.mismatched_elements;
-    }
-  }
+  std::vector<uint8_t> open;  // mismatching, not yet explained
+  mark_differences(r.fake_quant.run, target, open);
+  for (const uint8_t o : open) d.mismatched_elements += o;
   d.paths_agree = d.mismatched_elements == 0;
   if (d.paths_agree) {
     for (int p = 0; p < kPointCount; ++p) {
@@ -265,6 +277,7 @@ Diagnosis diagnose(const SeedExperiment& experiment, const SeedResult& r) {
   }
 
   // Grid step: swap each differing point's grid to the int8 one, in model order.
+  std::vector<uint8_t> changed;
   PathGrids grids = r.fake_quant.grids();
   PathRun previous = r.fake_quant.run;
   for (int p = 0; p < kPointCount; ++p) {
@@ -274,8 +287,9 @@ Diagnosis diagnose(const SeedExperiment& experiment, const SeedResult& r) {
     grid_at(grids, p) = int8_grid;
     PathRun swapped = experiment.run_fake_quant(grids);
     Finding f = grid_finding(p, experiment, r);
+    mark_differences(previous, swapped, changed);
     for (size_t i = 0; i < n; ++i) {
-      if (!open[i] || !element_differs(previous, swapped, i)) continue;
+      if (!(open[i] & changed[i])) continue;
       open[i] = 0;
       ++f.explains_elements;
       if (r.fake_quant.run.bins[i] != target.bins[i]) ++f.explains_bin_mismatches;
@@ -298,8 +312,9 @@ Diagnosis diagnose(const SeedExperiment& experiment, const SeedResult& r) {
 
   // Kernel step: what still differs is due to the integer kernel itself.
   std::map<DivergenceClass, Finding> kernel;
+  mark_differences(previous, target, changed);
   for (size_t i = 0; i < n; ++i) {
-    if (!open[i] || !element_differs(previous, target, i)) continue;
+    if (!(open[i] & changed[i])) continue;
     const ElementIndex e = unravel(shape, static_cast<int64_t>(i));
     std::string detail;
     const DivergenceClass c = classify_kernel_element(experiment, grids, e, detail);
