@@ -6,17 +6,13 @@
 #include <map>
 #include <string>
 
+#include "common/format.h"
+#include "common/multiversion.h"
 #include "qparity/numerics/fake_quant.h"
 #include "qparity/numerics/float32.h"
 
 namespace qparity {
 namespace {
-
-std::string num(double v) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.9g", v);
-  return buf;
-}
 
 std::string describe_index(const ElementIndex& i) {
   return "[" + std::to_string(i.n) + ", " + std::to_string(i.c) + ", " + std::to_string(i.h) +
@@ -39,7 +35,7 @@ const QuantPoint& point_at(const PathResult& r, int p) {
 
 std::string describe_grid(const QuantPoint& p) {
   const QuantGrid& g = p.used.grid;
-  std::string s = "scale " + num(g.scale) + ", zero point " + std::to_string(g.zero_point) +
+  std::string s = "scale " + detail::g9(g.scale) + ", zero point " + std::to_string(g.zero_point) +
                   ", range [" + std::to_string(g.range.min) + ", " + std::to_string(g.range.max) +
                   "]";
   if (p.used.derivation) {
@@ -59,13 +55,13 @@ std::string describe_quantization(float v, const QuantGrid& g, bool clamp_to_ran
   const bool tie = std::fabs(steps - std::trunc(steps)) == 0.5f;
   const int64_t unclamped = fake_quant_unclamped_bin(v, g.scale, g.zero_point);
   const int64_t bin = clamp_to_range ? std::clamp(unclamped, g.range.min, g.range.max) : unclamped;
-  std::string s = num(v) + " * f(1/" + num(g.scale) + ") = " + num(steps) +
-                  (tie ? " (an exact .5 tie)" : "") + " -> RNE " + num(rounded);
+  std::string s = detail::g9(v) + " * f(1/" + detail::g9(g.scale) + ") = " + detail::g9(steps) +
+                  (tie ? " (an exact .5 tie)" : "") + " -> RNE " + detail::g9(rounded);
   if (g.zero_point != 0) s += " + zp " + std::to_string(g.zero_point);
   s += " = bin " + std::to_string(unclamped);
   if (bin != unclamped) s += ", clamped to " + std::to_string(bin);
   const float back = dequantize_value(bin, g.scale, g.zero_point);
-  s += " -> " + num(back) + (back == v ? " (exact)" : " (off by " + num(back - v) + ")");
+  s += " -> " + detail::g9(back) + (back == v ? " (exact)" : " (off by " + detail::g9(back - v) + ")");
   return s;
 }
 
@@ -76,12 +72,12 @@ std::vector<std::string> limits_hit(const QuantPoint& p, const char* path) {
   const QParamDerivation& d = *p.used.derivation;
   if (d.raised_to_small_scale_threshold) {
     out.push_back(std::string(path) + " scale was raised to SMALL_SCALE_THRESHOLD 6.1e-05 (the " +
-                  "rule computed " + num(d.scale_before_float) + " from min " + num(d.min_val) +
-                  ", max " + num(d.max_val) + ")");
+                  "rule computed " + detail::g9(d.scale_before_float) + " from min " + detail::g9(d.min_val) +
+                  ", max " + detail::g9(d.max_val) + ")");
   }
   if (d.raised_to_eps) {
-    out.push_back(std::string(path) + " scale was raised to eps " + num(d.scale) + " (computed " +
-                  num(d.scale_before_float) + ")");
+    out.push_back(std::string(path) + " scale was raised to eps " + detail::g9(d.scale) + " (computed " +
+                  detail::g9(d.scale_before_float) + ")");
   }
   return out;
 }
@@ -97,9 +93,9 @@ Finding grid_finding(int p, const SeedExperiment& experiment, const SeedResult& 
   f.evidence.push_back("int8 " + q8.name + ": " + describe_grid(q8));
   if (a.scale != b.scale) {
     f.evidence.push_back("scales differ: int8/fake-quant = " +
-                         num(static_cast<double>(b.scale) / a.scale) + " (" +
+                         detail::g9(static_cast<double>(b.scale) / a.scale) + " (" +
                          std::to_string(ulp_distance(a.scale, b.scale)) + " ulp, " +
-                         num((static_cast<double>(b.scale) - a.scale) / a.scale) + " relative)");
+                         detail::g9((static_cast<double>(b.scale) - a.scale) / a.scale) + " relative)");
   }
   if (a.zero_point != b.zero_point) {
     f.evidence.push_back("zero points differ: " + std::to_string(a.zero_point) + " vs " +
@@ -118,9 +114,9 @@ Finding grid_finding(int p, const SeedExperiment& experiment, const SeedResult& 
           continue;
         }
         shown.push_back(tap.weight);
-        f.evidence.push_back("weight " + num(tap.weight) + " on the fake-quant grid: " +
+        f.evidence.push_back("weight " + detail::g9(tap.weight) + " on the fake-quant grid: " +
                              describe_quantization(tap.weight, a, true));
-        f.evidence.push_back("weight " + num(tap.weight) + " on the int8 grid: " +
+        f.evidence.push_back("weight " + detail::g9(tap.weight) + " on the int8 grid: " +
                              describe_quantization(tap.weight, b, true));
       }
     }
@@ -136,7 +132,7 @@ void add_element_evidence(Finding& f, int p, const SeedExperiment& experiment,
   if (p == 0) {
     for (size_t i = 0; i < t0.taps.size(); ++i) {
       if (t0.taps[i].input_dequantized == t1.taps[i].input_dequantized) continue;
-      f.evidence.push_back(where + "input " + num(t0.taps[i].input) + " -> fake-quant grid " +
+      f.evidence.push_back(where + "input " + detail::g9(t0.taps[i].input) + " -> fake-quant grid " +
                            describe_quantization(t0.taps[i].input, before.input, true) +
                            "; int8 grid " +
                            describe_quantization(t0.taps[i].input, after.input, true));
@@ -145,13 +141,13 @@ void add_element_evidence(Finding& f, int p, const SeedExperiment& experiment,
   }
   if (p == 2) {
     const float y = std::max(t0.accumulator_real, 0.0f);
-    f.evidence.push_back(where + "conv output " + num(y) + " -> fake-quant grid " +
+    f.evidence.push_back(where + "conv output " + detail::g9(y) + " -> fake-quant grid " +
                          describe_quantization(y, before.output, true) + "; int8 grid " +
                          describe_quantization(y, after.output, true));
   }
   f.evidence.push_back(where + "bin " + std::to_string(t0.output_bin) + " (" +
-                       num(t0.output_dequantized) + ") becomes " + std::to_string(t1.output_bin) +
-                       " (" + num(t1.output_dequantized) + ") when only the " + f.point +
+                       detail::g9(t0.output_dequantized) + ") becomes " + std::to_string(t1.output_bin) +
+                       " (" + detail::g9(t1.output_dequantized) + ") when only the " + f.point +
                        " grid is swapped to the int8 one");
 }
 
@@ -163,7 +159,7 @@ DivergenceClass classify_kernel_element(const SeedExperiment& experiment, const 
   const ElementTrace q = experiment.trace_int8(grids, e);
   if (q.accumulator_exact != static_cast<int64_t>(q.accumulator)) {
     detail = "the int32 accumulator saturated: exact " + std::to_string(q.accumulator_exact) +
-             ", kernel " + num(q.accumulator) + " (" +
+             ", kernel " + detail::g9(q.accumulator) + " (" +
              std::string(to_string(experiment.profile().accumulation)) + ")";
     return DivergenceClass::kThresholdClamp;
   }
@@ -182,18 +178,18 @@ DivergenceClass classify_kernel_element(const SeedExperiment& experiment, const 
   const bool f_tie = std::fabs(f.pre_rounding - std::trunc(f.pre_rounding)) == 0.5f;
   const bool q_tie = std::fabs(q.pre_rounding - std::trunc(q.pre_rounding)) == 0.5f;
   if ((f_tie || q_tie) && f.pre_rounding == q_steps) {
-    detail = "both paths reach " + num(f.pre_rounding) + " output steps, an exact .5 tie; " +
+    detail = "both paths reach " + detail::g9(f.pre_rounding) + " output steps, an exact .5 tie; " +
              "fake-quant rounds it (RNE -> " + std::to_string(f.rounded) + ") then adds zp " +
              std::to_string(f.zero_point) + " = " + std::to_string(f.output_bin) + "; the int8 " +
              (q.zero_point_added_before_rounding
-                  ? "kernel adds zp first (" + num(q.pre_rounding) + ") and rounds that -> "
+                  ? "kernel adds zp first (" + detail::g9(q.pre_rounding) + ") and rounds that -> "
                   : "kernel rounds -> ") +
              std::to_string(q.output_bin);
     return DivergenceClass::kRounding;
   }
-  detail = "pre-rounding value " + num(f.pre_rounding) + " (fake-quant: f(y * f(1/" +
-           num(out.scale) + ")), y = " + num(f.accumulator_real) + ") vs " + num(q_steps) +
-           " (int8: f(f(acc " + num(q.accumulator) + ") * M " + num(q.multiplier) +
+  detail = "pre-rounding value " + detail::g9(f.pre_rounding) + " (fake-quant: f(y * f(1/" +
+           detail::g9(out.scale) + ")), y = " + detail::g9(f.accumulator_real) + ") vs " + detail::g9(q_steps) +
+           " (int8: f(f(acc " + detail::g9(q.accumulator) + ") * M " + detail::g9(q.multiplier) +
            ")) round to " + std::to_string(f.rounded) + " vs " +
            std::to_string(q.zero_point_added_before_rounding ? q.rounded - q.zero_point
                                                             : q.rounded);
@@ -219,12 +215,6 @@ std::string class_summary(DivergenceClass c, const std::string& point) {
   }
   return "";
 }
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define QPARITY_MULTIVERSION __attribute__((target_clones("avx2", "default")))
-#else
-#define QPARITY_MULTIVERSION
-#endif
 
 // differs[i] = 1 where the two runs' bins or float outputs differ (a vectorizable loop).
 QPARITY_MULTIVERSION

@@ -4,6 +4,8 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+
+#include "common/format.h"
 #include <exception>
 #include <thread>
 
@@ -11,12 +13,6 @@
 
 namespace qparity {
 namespace {
-
-std::string num(double v) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.9g", v);
-  return buf;
-}
 
 bool has_finding_at(const Diagnosis& d, const std::string& point) {
   return std::any_of(d.findings.begin(), d.findings.end(),
@@ -54,10 +50,10 @@ std::vector<FixCandidate> propose_fixes(const SeedExperiment& experiment, const 
     if (base.observer == ObserverKind::kPlain && !fq->used.derivation &&
         fq->used.grid.scale != q8->used.grid.scale && fq->used.grid.zero_point == q8->used.grid.zero_point) {
       const float target = q8->used.grid.scale;
-      FixCandidate c{"hand-set the " + fq->name + " fake-quant scale to " + num(target) +
+      FixCandidate c{"hand-set the " + fq->name + " fake-quant scale to " + detail::g9(target) +
                          " (computed in float32 from the observer range, as convert() does) "
-                         "instead of " + num(fq->used.grid.scale),
-                     "convert() derives " + num(target) + " with " +
+                         "instead of " + detail::g9(fq->used.grid.scale),
+                     "convert() derives " + detail::g9(target) + " with " +
                          std::string(to_string(q8->used.derivation->rule)) +
                          " in float32; the hand-set double value rounds to a scale " +
                          std::to_string(ulp_distance(target, fq->used.grid.scale)) + " ulp away",
@@ -91,11 +87,11 @@ std::vector<FixCandidate> propose_fixes(const SeedExperiment& experiment, const 
       // half_range steps (127.5 for [-128, 127]), between two bins. Hand-setting the observer
       // max to max|w| * half_range / qmax puts it exactly on the top bin.
       const double new_max = static_cast<double>(max_abs) * half_range / q_top;
-      FixCandidate c{"hand-set the weight observer max_val to " + num(new_max) + " (= max|w| " +
-                         num(max_abs) + " * " + num(half_range) + " / " + num(q_top) + ")",
-                     "convert()'s symmetric weight scale becomes max|w| / " + num(q_top) +
-                         ", so max|w| lands exactly on bin " + num(q_top) + " instead of " +
-                         num(half_range) + " steps",
+      FixCandidate c{"hand-set the weight observer max_val to " + detail::g9(new_max) + " (= max|w| " +
+                         detail::g9(max_abs) + " * " + detail::g9(half_range) + " / " + detail::g9(q_top) + ")",
+                     "convert()'s symmetric weight scale becomes max|w| / " + detail::g9(q_top) +
+                         ", so max|w| lands exactly on bin " + detail::g9(q_top) + " instead of " +
+                         detail::g9(half_range) + " steps",
                      base};
       c.options.weight_observer_max = new_max;
       add(out, std::move(c));

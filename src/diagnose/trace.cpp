@@ -3,14 +3,10 @@
 #include <cmath>
 #include <cstdio>
 
+#include "common/format.h"
+
 namespace qparity {
 namespace {
-
-std::string num(double v) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.9g", v);
-  return buf;
-}
 
 std::string integer(int64_t v) { return std::to_string(v); }
 
@@ -39,39 +35,39 @@ ElementExplanation explain_element(const SeedExperiment& experiment, const SeedR
       continue;
     }
     const std::string c = "[c=" + integer(a.channel) + "]";
-    add(rows, "input" + c + " float", num(a.input), num(b.input), false);
+    add(rows, "input" + c + " float", detail::g9(a.input), detail::g9(b.input), false);
     add(rows, "input" + c + " bin", integer(a.input_bin) + " (zp " +
                                         integer(r.fake_quant.input.used.grid.zero_point) + ")",
         integer(b.input_bin) + " (zp " + integer(r.int8.input.used.grid.zero_point) + ")", false);
-    add(rows, "input" + c + " dequantized", num(a.input_dequantized), num(b.input_dequantized),
+    add(rows, "input" + c + " dequantized", detail::g9(a.input_dequantized), detail::g9(b.input_dequantized),
         a.input_dequantized != b.input_dequantized);
-    add(rows, "weight" + c + " float", num(a.weight), num(b.weight), false);
+    add(rows, "weight" + c + " float", detail::g9(a.weight), detail::g9(b.weight), false);
     add(rows, "weight" + c + " bin",
         integer(a.weight_bin) + " (zp " + integer(r.fake_quant.weight.used.grid.zero_point) + ")",
         integer(b.weight_bin) + " (zp " + integer(r.int8.weight.used.grid.zero_point) + ")", false);
-    add(rows, "weight" + c + " dequantized", num(a.weight_dequantized), num(b.weight_dequantized),
+    add(rows, "weight" + c + " dequantized", detail::g9(a.weight_dequantized), detail::g9(b.weight_dequantized),
         a.weight_dequantized != b.weight_dequantized);
   }
-  add(rows, "accumulator", num(f.accumulator) + " (float sum)",
-      num(q.accumulator) + " (int32) = " + num(q.accumulator_real) + " real", false);
+  add(rows, "accumulator", detail::g9(f.accumulator) + " (float sum)",
+      detail::g9(q.accumulator) + " (int32) = " + detail::g9(q.accumulator_real) + " real", false);
   if (q.accumulator_exact != static_cast<int64_t>(q.accumulator)) {
     add(rows, "accumulator saturation", "-",
-        "exact " + integer(q.accumulator_exact) + ", kernel " + num(q.accumulator), true);
+        "exact " + integer(q.accumulator_exact) + ", kernel " + detail::g9(q.accumulator), true);
   }
-  add(rows, "accumulator (real units)", num(f.accumulator_real), num(q.accumulator_real),
+  add(rows, "accumulator (real units)", detail::g9(f.accumulator_real), detail::g9(q.accumulator_real),
       f.accumulator_real != q.accumulator_real);
-  add(rows, "bias", num(f.bias), num(q.bias) + (experiment.profile().requant == RequantScheme::kQnnpackFp32
+  add(rows, "bias", detail::g9(f.bias), detail::g9(q.bias) + (experiment.profile().requant == RequantScheme::kQnnpackFp32
                                                      ? " (int32, accumulator grid)"
                                                      : " (float)"),
       false);
-  add(rows, "requantization multiplier", num(f.multiplier) + " = f(1/out_scale)",
-      num(q.multiplier), false);
+  add(rows, "requantization multiplier", detail::g9(f.multiplier) + " = f(1/out_scale)",
+      detail::g9(q.multiplier), false);
   const float q_steps = q.zero_point_added_before_rounding
                             ? q.pre_rounding - static_cast<float>(q.zero_point)
                             : q.pre_rounding;
-  add(rows, "pre-rounding value (output steps)", num(f.pre_rounding),
-      num(q_steps) + (q.zero_point_added_before_rounding
-                          ? " (rounded as " + num(q.pre_rounding) + " after adding zp)"
+  add(rows, "pre-rounding value (output steps)", detail::g9(f.pre_rounding),
+      detail::g9(q_steps) + (q.zero_point_added_before_rounding
+                          ? " (rounded as " + detail::g9(q.pre_rounding) + " after adding zp)"
                           : ""),
       f.pre_rounding != q_steps);
   add(rows, "rounded (RNE)", integer(f.rounded),
@@ -84,7 +80,7 @@ ElementExplanation explain_element(const SeedExperiment& experiment, const SeedR
   add(rows, "before clamp", integer(f.unclamped), integer(q.unclamped), false);
   add(rows, "output bin", integer(f.output_bin), integer(q.output_bin),
       f.output_bin != q.output_bin);
-  add(rows, "dequantized output", num(f.output_dequantized), num(q.output_dequantized),
+  add(rows, "dequantized output", detail::g9(f.output_dequantized), detail::g9(q.output_dequantized),
       f.output_dequantized != q.output_dequantized);
   for (size_t i = 0; i < rows.size(); ++i) {
     if (rows[i].differs) {

@@ -8,14 +8,10 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "common/multiversion.h"
+
 namespace qparity {
 namespace {
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define QPARITY_MULTIVERSION __attribute__((target_clones("avx2", "default")))
-#else
-#define QPARITY_MULTIVERSION
-#endif
 
 bool rows_match_first(const Shape4& shape, std::span<const uint8_t> bins) {
   const auto width = static_cast<size_t>(shape.w);

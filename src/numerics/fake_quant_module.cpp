@@ -2,19 +2,10 @@
 
 #include <stdexcept>
 
+#include "common/format.h"
 #include "qparity/numerics/float32.h"
 
 namespace qparity {
-namespace {
-
-std::string format_float(float v) {
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(v));
-  return buf;
-}
-
-}  // namespace
-
 std::string_view to_string(FakeQuantModuleKind kind) {
   switch (kind) {
     case FakeQuantModuleKind::kFakeQuantize:
@@ -47,8 +38,8 @@ UsedQParams fake_quant_forward(FakeQuantModule& module, QParamRule fused_rule) {
   used.provenance = "FusedMovingAvgObsFakeQuantize: recomputed every forward by C++ " +
                     std::string(to_string(fused_rule)) + " from min/max, written into the buffers";
   if (module.hand_set_scale && *module.hand_set_scale != d.scale) {
-    used.provenance += "; the hand-set scale " + format_float(*module.hand_set_scale) +
-                       " was overwritten with " + format_float(d.scale);
+    used.provenance += "; the hand-set scale " + detail::g9(static_cast<double>(*module.hand_set_scale)) +
+                       " was overwritten with " + detail::g9(static_cast<double>(d.scale));
   }
   module.scale_buffer = d.scale;
   module.zero_point_buffer = d.zero_point;

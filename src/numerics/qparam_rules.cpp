@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/format.h"
 #include "qparity/numerics/float32.h"
 
 namespace qparity {
@@ -21,13 +22,6 @@ std::string describe_range(QRange r) {
   std::string s(1, '[');
   s.append(std::to_string(r.min)).append(", ").append(std::to_string(r.max)).append("]");
   return s;
-}
-
-// Shortest text that identifies a number (9 significant digits round-trip a float).
-std::string number(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.9g", v);
-  return buf;
 }
 
 // static_cast<int32_t>(float) as x86 executes it (cvttss2si / cvttps2dq): truncation toward
@@ -107,8 +101,8 @@ QParamDerivation python_observer_qparams(float min_val, float max_val, const Qua
     return d;
   }
   if (!(min_val <= max_val)) {
-    throw std::invalid_argument("calculate_qparams: min " + number(min_val) +
-                                " should be less than max " + number(max_val));
+    throw std::invalid_argument("calculate_qparams: min " + detail::g9(min_val) +
+                                " should be less than max " + detail::g9(max_val));
   }
   const float min_neg = std::min(min_val, 0.0f);
   const float max_pos = std::max(max_val, 0.0f);
@@ -126,7 +120,7 @@ QParamDerivation python_observer_qparams(float min_val, float max_val, const Qua
     } else {
       d.zero_point = 0;
     }
-    d.branch = "symmetric: max(|min|, |max|) / " + number(static_cast<double>(qmax - qmin) / 2.0) +
+    d.branch = "symmetric: max(|min|, |max|) / " + detail::g9(static_cast<double>(qmax - qmin) / 2.0) +
                " over " + describe_range(d.range) +
                (raw < spec.eps ? ", raised to eps" : "") +
                (spec.dtype == QDType::kQUInt8 ? ", quint8 midpoint zero point" : ", zero point 0");
@@ -217,7 +211,7 @@ QParamDerivation choose_quantization_params(QParamRule rule, float min_val, floa
       min *= amplifier;
       max *= amplifier;
     }
-    branch += "; scale " + number(org_scale) + " below SMALL_SCALE_THRESHOLD 6.1e-5: raised to it";
+    branch += "; scale " + detail::g9(org_scale) + " below SMALL_SCALE_THRESHOLD 6.1e-5: raised to it";
   }
 
   // eq. 2.5: zero point from the end whose error term is smaller (ATen '-', FBGEMM '+').
@@ -246,7 +240,7 @@ QParamDerivation choose_quantization_params(QParamRule rule, float min_val, floa
   }
   d.scale = static_cast<float>(scale);  // eq. 2.8: the float32 buffer store
   d.zero_point = zp;
-  d.branch = branch + "; " + zp_branch + " = " + number(initial_zp) + " -> " + std::to_string(zp);
+  d.branch = branch + "; " + zp_branch + " = " + detail::g9(initial_zp) + " -> " + std::to_string(zp);
   return d;
 }
 

@@ -4,18 +4,11 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "common/multiversion.h"
 #include "qparity/numerics/fake_quant.h"
 
 namespace qparity {
 namespace {
-
-// The span loops are compiled twice, for baseline x86-64 and for AVX2, and the loader picks
-// the one this CPU runs (same source, same IEEE operations, so the same bits).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define QPARITY_MULTIVERSION __attribute__((target_clones("avx2", "default")))
-#else
-#define QPARITY_MULTIVERSION
-#endif
 
 constexpr float kTwoPow63 = 9223372036854775808.0f;
 constexpr float kTwoPow31 = 2147483648.0f;
