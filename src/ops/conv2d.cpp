@@ -186,45 +186,78 @@ void conv2d_accumulators(const QuantizedConv2dArgs& a, AccumulationModel model,
     return;
   }
   const int64_t taps = a.weight_shape.h * a.weight_shape.w;
+  const int64_t group_channels = a.weight_shape.c;
+  // Raw u8*s8 products of one output (0 at padded taps) for the pair-saturating models;
+  // indexed as each model's kernel orders its reduction.
+  std::vector<int32_t> products(static_cast<size_t>(group_channels * taps), 0);
   size_t i = 0;
   for_each_output(out, [&](int64_t n, int64_t m, int64_t oh, int64_t ow) {
     const int64_t w_zp = a.weight_zero_points[per_channel ? static_cast<size_t>(m) : 0];
     int32_t sum = 0;
-    if (model == AccumulationModel::kExactInt32) {
-      // eq. 6.1: Σ (x - x_zp)(w - w_zp); padding stands for x_zp and adds nothing.
-      for_each_tap(a.input_shape, a.weight_shape, a.geometry, n, m, oh, ow,
-                   [&](int64_t, int64_t xi, int64_t wi) {
-                     if (xi < 0) return;
-                     const int64_t x = a.input[static_cast<size_t>(xi)] - a.input_zero_point;
-                     const int64_t w = a.weight[static_cast<size_t>(wi)] - w_zp;
-                     sum = wrap_add(sum, x * w);
-                   });
-    } else {
-      // eq. 6.5: products of input channels (2j, 2j+1) at one tap are summed into a
-      // saturating int16 (vpmaddubsw) before widening; the input zero point is applied as
-      // an int32 compensation over the non-padded taps. Weights must have zero point 0.
-      std::vector<int32_t> tap_products(static_cast<size_t>(a.weight_shape.c * taps), 0);
-      int64_t weight_sum = 0;
-      for_each_tap(a.input_shape, a.weight_shape, a.geometry, n, m, oh, ow,
-                   [&](int64_t cg, int64_t xi, int64_t wi) {
-                     const int64_t tap = wi % taps;
-                     if (xi < 0) return;
-                     const int64_t w = a.weight[static_cast<size_t>(wi)];
-                     tap_products[static_cast<size_t>(cg * taps + tap)] =
-                         static_cast<int32_t>(a.input[static_cast<size_t>(xi)] * w);
-                     weight_sum += w;
-                   });
-      for (int64_t cg = 0; cg < a.weight_shape.c; cg += 2) {
-        for (int64_t tap = 0; tap < taps; ++tap) {
-          int64_t pair = tap_products[static_cast<size_t>(cg * taps + tap)];
-          if (cg + 1 < a.weight_shape.c) pair += tap_products[static_cast<size_t>((cg + 1) * taps + tap)];
-          sum = wrap_add(sum, saturate_int16(pair));
+    switch (model) {
+      case AccumulationModel::kExactInt32:
+        // eq. 6.1: Σ (x - x_zp)(w - w_zp); padding stands for x_zp and adds nothing.
+        for_each_tap(a.input_shape, a.weight_shape, a.geometry, n, m, oh, ow,
+                     [&](int64_t, int64_t xi, int64_t wi) {
+                       if (xi < 0) return;
+                       const int64_t x = a.input[static_cast<size_t>(xi)] - a.input_zero_point;
+                       const int64_t w = a.weight[static_cast<size_t>(wi)] - w_zp;
+                       sum = wrap_add(sum, x * w);
+                     });
+        break;
+      case AccumulationModel::kInt16PairSaturation:
+      case AccumulationModel::kInt16GemmPairSaturation: {
+        // eq. 6.5 / 6.6: raw u8*s8 products (weights have zero point 0), summed in pairs into
+        // a saturating int16 (vpmaddubsw) before widening; the input zero point is applied as
+        // an int32 compensation over the non-padded taps. 6.5 orders the reduction
+        // (channel, tap), pairing channels (2j, 2j+1) at one tap; 6.6 orders it (tap, channel),
+        // channel fastest, so consecutive pairs cross into the next tap when the group's
+        // channel count is odd.
+        const bool gemm = model == AccumulationModel::kInt16GemmPairSaturation;
+        std::fill(products.begin(), products.end(), 0);
+        int64_t weight_sum = 0;
+        for_each_tap(a.input_shape, a.weight_shape, a.geometry, n, m, oh, ow,
+                     [&](int64_t cg, int64_t xi, int64_t wi) {
+                       const int64_t tap = wi % taps;
+                       if (xi < 0) return;
+                       const int64_t w = a.weight[static_cast<size_t>(wi)];
+                       const int64_t k = gemm ? tap * group_channels + cg : cg * taps + tap;
+                       products[static_cast<size_t>(k)] =
+                           static_cast<int32_t>(a.input[static_cast<size_t>(xi)] * w);
+                       weight_sum += w;
+                     });
+        if (gemm) {
+          // eq. 6.6: pairs (k, k+1) along k = tap * C_g + c; an odd last product stands alone.
+          for (size_t k = 0; k < products.size(); k += 2) {
+            int64_t pair = products[k];
+            if (k + 1 < products.size()) pair += products[k + 1];
+            sum = wrap_add(sum, saturate_int16(pair));
+          }
+        } else {
+          // eq. 6.5: pairs of channels (c, c+1) at each tap; an odd last channel stands alone.
+          for (int64_t cg = 0; cg < group_channels; cg += 2) {
+            for (int64_t tap = 0; tap < taps; ++tap) {
+              int64_t pair = products[static_cast<size_t>(cg * taps + tap)];
+              if (cg + 1 < group_channels) {
+                pair += products[static_cast<size_t>((cg + 1) * taps + tap)];
+              }
+              sum = wrap_add(sum, saturate_int16(pair));
+            }
+          }
         }
+        sum = wrap_add(sum, -a.input_zero_point * weight_sum);
+        break;
       }
-      sum = wrap_add(sum, -a.input_zero_point * weight_sum);
     }
     acc[i++] = sum;
   });
+}
+
+AccumulationModel conv2d_accumulation(const BackendProfile& profile,
+                                      const QuantizedConv2dArgs& a) {
+  const int64_t groups = a.geometry.groups;
+  if (groups <= 0) return profile.accumulation;  // conv2d_output_shape reports the error
+  return conv_accumulation(profile, groups, a.weight_shape.c, a.weight_shape.n / groups);
 }
 
 std::vector<RequantChannel> conv2d_requant_channels(const BackendProfile& profile,
@@ -270,7 +303,7 @@ std::vector<uint8_t> conv2d_quantized(const BackendProfile& profile,
 void conv2d_quantized(const BackendProfile& profile, const QuantizedConv2dArgs& a,
                       std::vector<uint8_t>& result, std::vector<int32_t>& acc) {
   const std::vector<RequantChannel> channels = conv2d_requant_channels(profile, a);
-  conv2d_accumulators(a, profile.accumulation, acc);
+  conv2d_accumulators(a, conv2d_accumulation(profile, a), acc);
   const Shape4 out = conv2d_output_shape(a.input_shape, a.weight_shape, a.geometry);
   const auto plane = static_cast<size_t>(out.h * out.w);
   result.resize(acc.size());

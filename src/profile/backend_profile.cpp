@@ -24,6 +24,20 @@ std::string_view to_string(AccumulationModel model) {
       return "exact int32";
     case AccumulationModel::kInt16PairSaturation:
       return "int16-saturating u8*s8 pairs (vpmaddubsw, no VNNI)";
+    case AccumulationModel::kInt16GemmPairSaturation:
+      return "int16-saturating u8*s8 pairs along (kh, kw, in-channel) (gemm_s8u8s32, no VNNI)";
+  }
+  return "?";
+}
+
+std::string_view to_string(OnednnIsa isa) {
+  switch (isa) {
+    case OnednnIsa::kVnni:
+      return "vnni";
+    case OnednnIsa::kAvx512Core:
+      return "avx512_core";
+    case OnednnIsa::kAvx2:
+      return "avx2";
   }
   return "?";
 }
@@ -31,12 +45,64 @@ std::string_view to_string(AccumulationModel model) {
 CpuFeatures detect_cpu_features() {
   CpuFeatures f;
 #if defined(__x86_64__) || defined(__i386__)
-  // Leaf 7 subleaf 0: ECX bit 11 = AVX512_VNNI; subleaf 1: EAX bit 4 = AVX_VNNI.
+  // Which register states the OS saves (XCR0, readable when leaf 1 ECX bit 27 OSXSAVE is set):
+  // bits 1-2 for YMM (AVX, AVX2, AVX-VNNI), and 5-7 too for ZMM (AVX-512). Like oneDNN's
+  // detection (Xbyak), a feature whose registers the OS does not save counts as absent.
   unsigned a = 0, b = 0, c = 0, d = 0;
-  if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) f.avx512_vnni = (c >> 11) & 1u;
-  if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) f.avx_vnni = (a >> 4) & 1u;
+  bool os_ymm = false, os_zmm = false;
+  if (__get_cpuid(1, &a, &b, &c, &d) && ((c >> 27) & 1u)) {
+    unsigned xcr0_lo = 0, xcr0_hi = 0;
+    __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+    os_ymm = (xcr0_lo & 0x6u) == 0x6u;
+    os_zmm = os_ymm && (xcr0_lo & 0xe0u) == 0xe0u;
+  }
+  // Leaf 7 subleaf 0: EBX bit 5 AVX2, 16 AVX512F, 17 AVX512DQ, 30 AVX512BW, 31 AVX512VL;
+  // ECX bit 11 AVX512_VNNI. Subleaf 1: EAX bit 4 AVX_VNNI.
+  if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+    f.avx2 = os_ymm && ((b >> 5) & 1u);
+    f.avx512f = os_zmm && ((b >> 16) & 1u);
+    f.avx512dq = os_zmm && ((b >> 17) & 1u);
+    f.avx512bw = os_zmm && ((b >> 30) & 1u);
+    f.avx512vl = os_zmm && ((b >> 31) & 1u);
+    f.avx512_vnni = os_zmm && ((c >> 11) & 1u);
+  }
+  if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) f.avx_vnni = os_ymm && ((a >> 4) & 1u);
 #endif
   return f;
+}
+
+OnednnIsa onednn_isa_of(const CpuFeatures& cpu) {
+  if (cpu.has_vnni()) return OnednnIsa::kVnni;
+  if (cpu.has_avx512_core()) return OnednnIsa::kAvx512Core;
+  return OnednnIsa::kAvx2;
+}
+
+bool onednn_jit_takes_conv(int64_t groups, int64_t in_channels_per_group,
+                           int64_t out_channels_per_group) {
+  if (groups == 1) return true;
+  if (in_channels_per_group == 1 && out_channels_per_group == 1) return true;  // depthwise
+  return in_channels_per_group % 4 == 0 && out_channels_per_group % 4 == 0;
+}
+
+AccumulationModel conv_accumulation(const BackendProfile& profile, int64_t groups,
+                                    int64_t in_channels_per_group,
+                                    int64_t out_channels_per_group) {
+  if (!profile.onednn_isa || *profile.onednn_isa == OnednnIsa::kVnni) return profile.accumulation;
+  // Depthwise kernels widen u8*s8 to 16 bits and add in int32: exact (docs/numerics.md §6.5).
+  if (groups > 1 && in_channels_per_group == 1 && out_channels_per_group == 1) {
+    return AccumulationModel::kExactInt32;
+  }
+  if (onednn_jit_takes_conv(groups, in_channels_per_group, out_channels_per_group)) {
+    return profile.accumulation;
+  }
+  switch (*profile.onednn_isa) {
+    case OnednnIsa::kAvx512Core:
+      return AccumulationModel::kInt16GemmPairSaturation;  // gemm_s8u8s32 (eq. 6.6)
+    case OnednnIsa::kAvx2:
+    case OnednnIsa::kVnni:
+      break;
+  }
+  return AccumulationModel::kExactInt32;  // ref_int8 (eq. 6.1)
 }
 
 std::vector<std::string_view> backend_names() { return {"fbgemm", "qnnpack", "onednn"}; }
@@ -55,16 +121,33 @@ std::optional<BackendProfile> make_backend_profile(std::string_view name, const 
     return p;
   }
   if (name == "onednn") {
+    const OnednnIsa isa = onednn_isa_of(cpu);
     p.requant = RequantScheme::kOnednnReciprocalFp32;
-    p.accumulation = cpu.has_vnni() ? AccumulationModel::kExactInt32
-                                    : AccumulationModel::kInt16PairSaturation;
+    p.accumulation = isa == OnednnIsa::kVnni ? AccumulationModel::kExactInt32
+                                             : AccumulationModel::kInt16PairSaturation;
+    p.onednn_isa = isa;
     p.fused_fake_quant_rule = QParamRule::kAtenChooseQuantizationParams;
     p.requires_zero_weight_zero_point = true;
     p.verified_against_real_kernel = true;
-    p.provenance = std::string("PyTorch 1.13.1 onednn engine (Debian build, oneDNN 2.6.3), checked "
-                               "bit-exact against the real kernels; this CPU ") +
-                   (cpu.has_vnni() ? "has VNNI: exact int32 accumulation"
-                                   : "lacks VNNI: u8*s8 pair sums saturate to int16");
+    std::string cpu_text;
+    switch (isa) {
+      case OnednnIsa::kVnni:
+        cpu_text = "has VNNI: exact int32 accumulation";
+        break;
+      case OnednnIsa::kAvx512Core:
+        cpu_text = "lacks VNNI (oneDNN ISA avx512_core): u8*s8 pair sums saturate to int16, "
+                   "per tap in the jit kernels and along (kh, kw, in-channel) in the gemm that "
+                   "runs the grouped convs they refuse (see onednn_jit_takes_conv)";
+        break;
+      case OnednnIsa::kAvx2:
+        cpu_text = "lacks VNNI (oneDNN ISA avx2): u8*s8 pair sums saturate to int16 in the jit "
+                   "kernels; the grouped convs they refuse (see onednn_jit_takes_conv) run on "
+                   "ref_int8, exact";
+        break;
+    }
+    p.provenance = "PyTorch 1.13.1 onednn engine (Debian build, oneDNN 2.6.3), checked bit-exact "
+                   "against the real kernels; this CPU " +
+                   cpu_text;
     return p;
   }
   if (name == "fbgemm") {

@@ -442,7 +442,7 @@ ElementTrace SeedExperiment::trace_int8(const PathGrids& g, const ElementIndex& 
   const QuantizedConv2dArgs args =
       int8_conv_args(column, column_shape, w_q, weight_shape_, bias_, g);
   const int32_t acc =
-      conv2d_accumulators(args, profile_.accumulation)[static_cast<size_t>(e.c)];
+      conv2d_accumulators(args, conv2d_accumulation(profile_, args))[static_cast<size_t>(e.c)];
   t.accumulator_exact =
       conv2d_accumulators(args, AccumulationModel::kExactInt32)[static_cast<size_t>(e.c)];
   const RequantChannel channel = conv2d_requant_channels(profile_, args)[static_cast<size_t>(e.c)];

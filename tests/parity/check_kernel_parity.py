@@ -20,11 +20,14 @@ Ops checked:
   quantized::conv2d and conv2d_relu on the qnnpack and onednn engines.
 
 The probe picks its backend profiles with detect_cpu_features(), so the onednn accumulation model
-(exact int32 with VNNI, int16 pair saturation without) follows the machine, as the real kernel does.
+follows the machine, as the real kernel does: exact int32 with VNNI; without it, int16 pair
+saturation whose pairing depends on the kernel oneDNN picks for the conv's shape (jit: input-channel
+pairs per tap, eq. 6.5; for grouped convs the jit refuses, ref_int8 (exact) on AVX2 and
+gemm_s8u8s32 (pairs along (kh, kw, in-channel), eq. 6.6) on AVX-512).
 
 --onednn-isa AVX2 (or AVX512_CORE) caps the real oneDNN below this machine's ISA (DNNL_MAX_CPU_ISA)
-and tells the probe the CPU has no VNNI, so a VNNI machine also checks the non-VNNI accumulation
-model against the real saturating kernels.
+and describes the same capped CPU to the probe (its "cpu" override: no VNNI, and no AVX-512 for
+AVX2), so a VNNI machine also checks the non-VNNI accumulation models against the real kernels.
 
 Two things the conv check guards against, so that a pass means something:
   - coverage: a case whose outputs are (nearly) all 0 or 255 proves nothing; every case must have
@@ -39,7 +42,8 @@ Usage (Debian's Python, which has torch):
     /usr/bin/python3 tests/parity/check_kernel_parity.py --probe build/tests/parity/kernel_probe [--seed S] [--quick]
         [--onednn-isa AVX2|AVX512_CORE]
 Exit status 0 if every value matches, 1 on any mismatch (or a failed coverage guard), 2 on a usage
-or probe failure.
+or probe failure, 77 (skipped) when --onednn-isa names an ISA this CPU does not have (a cap cannot
+raise oneDNN above the machine, so the probe's description of the CPU would be wrong).
 """
 import argparse
 import json
@@ -882,6 +886,10 @@ CONV_GEOMETRIES = [
     ("depthwise multiplier 2", 1, 4, 8, 7, 7, 3, 3, (1, 1), (1, 1), (1, 1), 4),
     ("1x3 stride (1,2)", 1, 6, 4, 6, 9, 1, 3, (1, 2), (0, 1), (1, 1), 1),
     ("1x1 stride 2", 1, 6, 5, 8, 8, 1, 1, (2, 2), (0, 0), (1, 1), 1),
+    # even per-group channels that are not multiples of 4: oneDNN without VNNI leaves its jit kernel
+    # (eq. 6.5) for ref_int8 (AVX2, exact) or gemm_s8u8s32 (AVX-512, eq. 6.6)
+    ("grouped 3x3 even", 1, 12, 12, 7, 7, 3, 3, (1, 1), (1, 1), (1, 1), 2),     # 6 in / 6 out per group
+    ("grouped 1x1 narrow out", 1, 16, 4, 6, 6, 1, 1, (1, 1), (0, 0), (1, 1), 2),  # 8 in / 2 out per group
 ]
 # Many outputs per case, so that a one-ulp difference in a multiplier or bias (which moves an output
 # only within ~1e-5 of a rounding boundary) has a chance to show.
@@ -905,10 +913,12 @@ def onednn_cache_key(name, with_bias, relu, x_s, w_s, per_channel, out_s):
     return (name, with_bias, relu, tuple(float(F32(dst / F32(src * wi))) for wi in w_inv))
 
 
-def pair_saturated_accumulators(xb, wb, x_zp, geo):
+def pair_saturated_accumulators(xb, wb, x_zp, geo, along_reduction=False):
     """Accumulators with u8*s8 products of input-channel pairs (2j, 2j+1) at one tap summed to a
     saturating int16 (the non-VNNI jit kernels), then the int32 zero-point compensation over the
-    non-padded taps. Only used to design output ranges, never as an oracle."""
+    non-padded taps. With along_reduction, the pairs are consecutive products along the flattened
+    (kh, kw, in-channel) reduction, in-channel fastest (gemm_s8u8s32 without VNNI). Only used to
+    design output ranges, never as an oracle."""
     _, n, cin, cout, h, w, kh, kw, stride, pad, dil, groups = geo
     x = torch.from_numpy(xb.astype(np.float64))
     cols = F.unfold(x, (kh, kw), dilation=dil, padding=pad, stride=stride).numpy()  # (N, C*T, L)
@@ -920,7 +930,9 @@ def pair_saturated_accumulators(xb, wb, x_zp, geo):
     out = []
     for g in range(groups):
         prod = cols[:, g][:, None] * wt[g][None, :, :, :, None]          # (N, opg, cpg, T, L)
-        if cpg % 2:
+        if along_reduction:  # (N, opg, T * cpg, 1, L): one pairing axis, in-channel fastest
+            prod = prod.transpose(0, 1, 3, 2, 4).reshape(n, opg, taps * cpg, 1, -1)
+        if prod.shape[2] % 2:
             prod = np.concatenate([prod, np.zeros_like(prod[:, :, :1])], axis=2)
         pairs = np.clip(prod[:, :, 0::2] + prod[:, :, 1::2], -32768, 32767).sum(axis=(2, 3))
         comp = x_zp * np.einsum("nctl,oct->nol", valid[:, g], wt[g])
@@ -929,7 +941,7 @@ def pair_saturated_accumulators(xb, wb, x_zp, geo):
     return np.concatenate(out, axis=1).reshape(n, cout, oh, -1)
 
 
-def conv_case(rng, engine, geo, variant, onednn_keys=None, saturating=False):
+def conv_case(rng, engine, geo, variant, onednn_keys=None, design="exact"):
     """One conv case. Weights are drawn around their zero point so every output's real value is
     roughly symmetric; with a bias, each channel is then shifted into the window the output zero
     point leaves representable, so outputs spread over [0, 255] even with zero points at the ends."""
@@ -971,7 +983,8 @@ def conv_case(rng, engine, geo, variant, onednn_keys=None, saturating=False):
                    None, stride, pad, dil, groups).numpy()
     ws = np.asarray(w_s if per_channel else w_s * cout, dtype=np.float64).reshape(1, cout, 1, 1)
     # ranges are designed on what the engine will accumulate: with int16 pair saturation, on that
-    design_acc = pair_saturated_accumulators(xb, wb, x_zp, geo) if saturating else acc
+    design_acc = acc if design == "exact" else pair_saturated_accumulators(
+        xb, wb, x_zp, geo, along_reduction=design == "reduction pairs")
     y0 = design_acc * x_s * ws
     # ends, middle, odd ones, random (below 160 with relu, which leaves only [zp, 255] to the outputs)
     out_zp = int(rng.choice([0, 255, 128, 1, 127, 131, rng.randint(1, 160 if relu else 255)]))
@@ -1036,18 +1049,45 @@ def torch_conv(c):
 
 
 def cpu_override():
-    return {"avx512_vnni": False, "avx_vnni": False} if ONEDNN_ISA in NON_VNNI_ISAS else None
+    """The CPU the capped oneDNN sees, for the probe's "cpu" field (which replaces detection)."""
+    if ONEDNN_ISA == "AVX2":
+        return {"avx2": True}
+    if ONEDNN_ISA == "AVX512_CORE":
+        return {"avx2": True, "avx512_core": True}
+    return None
 
 
-def engine_saturates(probe, engine):
-    """Whether the probe's profile for this engine (on this CPU) models int16 pair saturation."""
-    r = {"op": "conv2d", "backend": engine, "input": [0], "input_shape": [1, 1, 1, 1], "input_scale": 1.0,
-         "input_zero_point": 0, "weight": [0], "weight_shape": [1, 1, 1, 1], "weight_scales": [1.0],
-         "weight_zero_points": [0], "per_channel": False, "output_scale": 1.0, "output_zero_point": 0}
+# The /proc/cpuinfo flags each --onednn-isa cap needs the machine to have.
+ISA_CPU_FLAGS = {"AVX2": ("avx2",), "AVX512_CORE": ("avx2", "avx512f", "avx512bw", "avx512vl", "avx512dq")}
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def design_accumulation(probe, engine, geo):
+    """How the probe's profile for this engine (on this CPU, or the capped one) accumulates a conv
+    of this geometry: "exact", "tap pairs" (eq. 6.5) or "reduction pairs" (eq. 6.6). The answer
+    only steers the design of output ranges; the comparison itself never uses it."""
+    _, n, cin, cout, h, w, kh, kw, stride, pad, dil, groups = geo
+    r = {"op": "conv2d", "backend": engine, "input": [0] * (n * cin * h * w), "input_shape": [n, cin, h, w],
+         "input_scale": 1.0, "input_zero_point": 0, "weight": [0] * (cout * (cin // groups) * kh * kw),
+         "weight_shape": [cout, cin // groups, kh, kw], "weight_scales": [1.0], "weight_zero_points": [0],
+         "per_channel": False, "output_scale": 1.0, "output_zero_point": 0, "stride": list(stride),
+         "padding": list(pad), "dilation": list(dil), "groups": groups}
     if engine == "onednn" and cpu_override():
         r["cpu"] = cpu_override()
     resp = probe.run([r])[0]
-    return "error" not in resp and "saturat" in resp["profile"]["accumulation"]
+    if "error" in resp or "saturat" not in resp["profile"]["accumulation"]:
+        return "exact"
+    return "reduction pairs" if "gemm" in resp["profile"]["accumulation"] else "tap pairs"
 
 
 def check_conv(probe, report, rng, quick):
@@ -1057,9 +1097,10 @@ def check_conv(probe, report, rng, quick):
     for engine in ("qnnpack", "onednn"):
         op = "conv2d %s" % engine
         keys = {} if engine == "onednn" else None
-        sat = engine_saturates(probe, engine)
-        cases = [conv_case(rng, engine, g, v, keys, sat) for g in CONV_GEOMETRIES for v in range(variants)]
-        cases += [conv_case(rng, engine, g, v, keys, sat) for g in BULK_GEOMETRIES for v in range(bulk_variants)]
+        design = {g[0]: design_accumulation(probe, engine, g) for g in CONV_GEOMETRIES + BULK_GEOMETRIES}
+        cases = [conv_case(rng, engine, g, v, keys, design[g[0]]) for g in CONV_GEOMETRIES for v in range(variants)]
+        cases += [conv_case(rng, engine, g, v, keys, design[g[0]])
+                  for g in BULK_GEOMETRIES for v in range(bulk_variants)]
         reqs = [{"op": "conv2d", "backend": engine, "input": c["xb"].ravel().tolist(), "input_shape": list(c["xb"].shape),
                  "input_scale": c["x_s"], "input_zero_point": c["x_zp"], "weight": c["wb"].ravel().tolist(),
                  "weight_shape": list(c["wb"].shape), "weight_scales": c["w_s"], "weight_zero_points": c["w_zp"],
@@ -1073,12 +1114,14 @@ def check_conv(probe, report, rng, quick):
         resps = probe.run(reqs)
         seen = np.zeros(256, dtype=bool)
         interior_total = total = 0
-        accumulation = None
+        accumulation = {}  # model -> geometries that used it
         for c, resp in zip(cases, resps):
             ctx = "%s variant %d" % (c["name"], c["variant"])
             if check_error(report, op, resp, ctx):
                 continue
-            accumulation = resp["profile"]["accumulation"]
+            names = accumulation.setdefault(resp["profile"]["accumulation"], [])
+            if c["name"] not in names:
+                names.append(c["name"])
             try:
                 t = torch_conv(c)
             except RuntimeError as e:  # the real op refused a case the probe accepted
@@ -1115,8 +1158,9 @@ def check_conv(probe, report, rng, quick):
             report.fail(op, "coverage guard: only %d distinct output values, %d of %d strictly inside (0,255)" % (
                 seen.sum(), interior_total, total))
         report.count(op, 0, **{"distinct output values": int(seen.sum())})
-        if accumulation:
-            print("  (%s profile accumulation: %s)" % (engine, accumulation))
+        for model, names in accumulation.items():
+            print("  (%s profile accumulation: %s%s)" % (
+                engine, model, "" if len(accumulation) == 1 else ": " + ", ".join(names)))
     demonstrate_onednn_cache_leak(probe, rng)
     torch.backends.quantized.engine = saved
 
@@ -1164,6 +1208,12 @@ def main():
     ap.add_argument("--onednn-isa", choices=NON_VNNI_ISAS,
                     help="cap the real oneDNN at this non-VNNI ISA and check the probe's non-VNNI profile")
     args = ap.parse_args()
+    if args.onednn_isa:
+        missing = sorted(set(ISA_CPU_FLAGS[args.onednn_isa]) - cpu_flags())
+        if missing:
+            print("SKIP: --onednn-isa %s needs CPU flags %s, which this machine lacks" % (
+                args.onednn_isa, ", ".join(missing)))
+            return 77
     print("torch %s, engines %s, seed %d%s%s" % (torch.__version__, torch.backends.quantized.supported_engines,
                                                  args.seed, ", quick" if args.quick else "",
                                                  ", oneDNN capped at " + args.onednn_isa if args.onednn_isa else ""))

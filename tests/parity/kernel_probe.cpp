@@ -37,17 +37,20 @@
 //                            weight_scales[], weight_zero_points[], per_channel,
 //                            bias_bits[] | null, output_scale, output_zero_point, relu,
 //                            stride[2], padding[2], dilation[2], groups, cpu? (see get_profile)
-//                            -> out[], shape[4], profile {name, accumulation, requant}
+//                            -> out[], shape[4], profile {name, accumulation (the model this
+//                               conv used, conv2d_accumulation), requant, onednn_isa?}
 // spec = {dtype, qscheme, quant_min?, quant_max?, reduce_range?, eps_bits?}; without
 // quant_min/quant_max the observer's default range is used (custom_range = false).
 // conv2d scales must be float32 values (qparity's kernel API holds float scales, as a converted
 // module's are); a double that is not one is refused rather than silently rounded.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <exception>
 #include <iostream>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -320,13 +323,34 @@ json op_moving_average(const json& r) {
 }
 
 // The profile of an engine on this machine (detect_cpu_features()), or on the CPU a request's
-// optional "cpu" object describes: {"avx512_vnni": bool, "avx_vnni": bool}. The override is for
-// runs whose real oneDNN is capped below this machine's ISA (DNNL_MAX_CPU_ISA=AVX2).
+// optional "cpu" object describes. The object replaces detection entirely; a flag it leaves out
+// is false: {"avx2", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni", "avx_vnni"}
+// (bools), and "avx512_core" as shorthand for the four AVX512 F/BW/VL/DQ flags. The override is
+// for runs whose real oneDNN is capped below this machine's ISA (DNNL_MAX_CPU_ISA=AVX2 or
+// AVX512_CORE), so that the probe's onednn profile dispatches like the capped library.
 qparity::BackendProfile get_profile(const std::string& name, const json& r) {
   qparity::CpuFeatures cpu = qparity::detect_cpu_features();
   if (r.contains("cpu")) {
-    cpu.avx512_vnni = r.at("cpu").value("avx512_vnni", false);
-    cpu.avx_vnni = r.at("cpu").value("avx_vnni", false);
+    const json& c = r.at("cpu");
+    for (const auto& [key, value] : c.items()) {
+      static const char* const known[] = {"avx2",     "avx512f",     "avx512bw", "avx512vl",
+                                          "avx512dq", "avx512_vnni", "avx_vnni", "avx512_core"};
+      if (std::find(std::begin(known), std::end(known), key) == std::end(known)) {
+        throw std::invalid_argument("unknown cpu feature '" + key + "'");
+      }
+      if (!value.is_boolean()) {
+        throw std::invalid_argument("cpu feature '" + key + "' must be a bool");
+      }
+    }
+    const bool avx512_core = c.value("avx512_core", false);
+    cpu = qparity::CpuFeatures{};
+    cpu.avx2 = c.value("avx2", false);
+    cpu.avx512f = avx512_core || c.value("avx512f", false);
+    cpu.avx512bw = avx512_core || c.value("avx512bw", false);
+    cpu.avx512vl = avx512_core || c.value("avx512vl", false);
+    cpu.avx512dq = avx512_core || c.value("avx512dq", false);
+    cpu.avx512_vnni = c.value("avx512_vnni", false);
+    cpu.avx_vnni = c.value("avx_vnni", false);
   }
   auto p = qparity::make_backend_profile(name, cpu);
   if (!p) throw std::invalid_argument("unknown backend '" + name + "'");
@@ -438,12 +462,12 @@ json op_conv2d(const json& r) {
   const auto shape = qparity::conv2d_output_shape(a.input_shape, a.weight_shape, a.geometry);
   json outs = json::array();
   for (uint8_t v : out) outs.push_back(static_cast<int>(v));
-  return {{"out", outs},
-          {"shape", {shape.n, shape.c, shape.h, shape.w}},
-          {"profile",
-           {{"name", profile.name},
-            {"accumulation", std::string(qparity::to_string(profile.accumulation))},
-            {"requant", std::string(qparity::to_string(profile.requant))}}}};
+  const qparity::AccumulationModel used = qparity::conv2d_accumulation(profile, a);
+  json prof = {{"name", profile.name},
+               {"accumulation", std::string(qparity::to_string(used))},
+               {"requant", std::string(qparity::to_string(profile.requant))}};
+  if (profile.onednn_isa) prof["onednn_isa"] = std::string(qparity::to_string(*profile.onednn_isa));
+  return {{"out", outs}, {"shape", {shape.n, shape.c, shape.h, shape.w}}, {"profile", prof}};
 }
 
 json run_one(const json& r) {

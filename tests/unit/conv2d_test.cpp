@@ -16,6 +16,30 @@ BackendProfile profile(const char* name, bool vnni) {
   return *make_backend_profile(name, cpu);
 }
 
+// A CPU of each oneDNN ISA class, as cpuid would describe it.
+CpuFeatures cpu_of(OnednnIsa isa) {
+  CpuFeatures cpu;
+  cpu.avx2 = true;
+  if (isa != OnednnIsa::kAvx2) cpu.avx512f = cpu.avx512bw = cpu.avx512vl = cpu.avx512dq = true;
+  cpu.avx512_vnni = isa == OnednnIsa::kVnni;
+  return cpu;
+}
+
+BackendProfile onednn_on(OnednnIsa isa) { return *make_backend_profile("onednn", cpu_of(isa)); }
+
+// The output bins of requantizing `acc` with the profile's per-channel constants.
+std::vector<uint8_t> requantized(const BackendProfile& p, const QuantizedConv2dArgs& a,
+                                 const std::vector<int32_t>& acc) {
+  const auto channels = conv2d_requant_channels(p, a);
+  const Shape4 out = conv2d_output_shape(a.input_shape, a.weight_shape, a.geometry);
+  const auto plane = static_cast<size_t>(out.h * out.w);
+  std::vector<uint8_t> bins;
+  for (size_t i = 0; i < acc.size(); ++i) {
+    bins.push_back(requantize(acc[i], channels[(i / plane) % static_cast<size_t>(out.c)]));
+  }
+  return bins;
+}
+
 TEST(Conv2d, OutputShapeWithStridePaddingDilation) {
   const Conv2dGeometry g{.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1, .dilation_h = 2,
                          .dilation_w = 2};
@@ -88,6 +112,157 @@ TEST(BackendProfile, OnednnAccumulationDependsOnVnni) {
   EXPECT_EQ(profile("onednn", false).accumulation, AccumulationModel::kInt16PairSaturation);
   EXPECT_FALSE(profile("fbgemm", true).verified_against_real_kernel);
   EXPECT_FALSE(make_backend_profile("tpu", {}).has_value());
+}
+
+TEST(BackendProfile, OnednnIsaClassFromCpuFeatures) {
+  EXPECT_EQ(onednn_isa_of(cpu_of(OnednnIsa::kVnni)), OnednnIsa::kVnni);
+  EXPECT_EQ(onednn_isa_of(cpu_of(OnednnIsa::kAvx512Core)), OnednnIsa::kAvx512Core);
+  EXPECT_EQ(onednn_isa_of(cpu_of(OnednnIsa::kAvx2)), OnednnIsa::kAvx2);
+  CpuFeatures avx_vnni = cpu_of(OnednnIsa::kAvx2);
+  avx_vnni.avx_vnni = true;  // AVX-VNNI without AVX-512 multiplies exactly too
+  EXPECT_EQ(onednn_isa_of(avx_vnni), OnednnIsa::kVnni);
+  CpuFeatures partial = cpu_of(OnednnIsa::kAvx512Core);
+  partial.avx512vl = false;  // avx512_core needs F, BW, VL and DQ
+  EXPECT_EQ(onednn_isa_of(partial), OnednnIsa::kAvx2);
+  EXPECT_EQ(onednn_isa_of(CpuFeatures{}), OnednnIsa::kAvx2);
+  // Whatever this machine is, the detected flags are consistent with the CPUs that exist.
+  const CpuFeatures here = detect_cpu_features();
+  if (here.avx512_vnni) {
+    EXPECT_TRUE(here.avx512f);
+  }
+  if (here.has_avx512_core()) {
+    EXPECT_TRUE(here.avx2);
+  }
+  EXPECT_EQ(onednn_on(OnednnIsa::kAvx512Core).onednn_isa, OnednnIsa::kAvx512Core);
+  EXPECT_FALSE(profile("qnnpack", false).onednn_isa.has_value());
+}
+
+// oneDNN 2.6.3's dispatch as ONEDNN_VERBOSE shows it: the jit kernels take every ungrouped conv,
+// depthwise, and grouped convs with both per-group channel counts multiples of 4.
+TEST(BackendProfile, ConvAccumulationFollowsOnednnKernelDispatch) {
+  const auto vnni = onednn_on(OnednnIsa::kVnni);
+  const auto avx512 = onednn_on(OnednnIsa::kAvx512Core);
+  const auto avx2 = onednn_on(OnednnIsa::kAvx2);
+  using M = AccumulationModel;
+  // (groups, in per group, out per group)
+  for (const auto& p : {avx512, avx2}) {
+    EXPECT_EQ(conv_accumulation(p, 1, 3, 5), M::kInt16PairSaturation);   // ungrouped: jit
+    EXPECT_EQ(conv_accumulation(p, 2, 8, 4), M::kInt16PairSaturation);   // aligned groups: jit
+    EXPECT_EQ(conv_accumulation(p, 16, 1, 1), M::kExactInt32);           // depthwise widens
+  }
+  for (int64_t in : {1, 2, 3, 5, 6}) {
+    EXPECT_EQ(conv_accumulation(avx512, 2, in, 2), M::kInt16GemmPairSaturation) << in;
+    EXPECT_EQ(conv_accumulation(avx2, 2, in, 2), M::kExactInt32) << in;  // ref_int8
+    EXPECT_EQ(conv_accumulation(vnni, 2, in, 2), M::kExactInt32) << in;
+  }
+  EXPECT_EQ(conv_accumulation(avx512, 2, 4, 3), M::kInt16GemmPairSaturation);
+  EXPECT_EQ(conv_accumulation(avx512, 4, 1, 2), M::kInt16GemmPairSaturation);  // multiplier 2
+  for (const char* name : {"qnnpack", "fbgemm"}) {
+    EXPECT_EQ(conv_accumulation(profile(name, false), 2, 3, 2), M::kExactInt32) << name;
+  }
+}
+
+// eq. 6.6 on a grouped conv with 3 input channels per group (odd), a 1x2 kernel and every
+// product 255 * 127 = 32385: the reduction k = tap * 3 + c pairs (t0c0, t0c1), (t0c2, t1c0)
+// across the two taps, and (t1c1, t1c2), each saturating to 32767.
+TEST(Conv2d, GemmPairSaturationPairsAlongTheReductionAcrossTaps) {
+  const std::vector<uint8_t> x(12, 255);  // 1x6x1x2
+  const std::vector<int8_t> w(12, 127);   // 2x3x1x2
+  QuantizedConv2dArgs a{.input = x, .input_shape = {1, 6, 1, 2}, .weight = w,
+                        .weight_shape = {2, 3, 1, 2}, .weight_scales = {1.0f},
+                        .weight_zero_points = {0}, .output_scale = 4096.0f,
+                        .geometry = {.groups = 2}};
+  EXPECT_EQ(conv2d_accumulators(a, AccumulationModel::kExactInt32),
+            (std::vector<int32_t>{6 * 32385, 6 * 32385}));
+  // eq. 6.5 pairs (c0, c1) at each tap, c2 alone: 2 * (32767 + 32385).
+  EXPECT_EQ(conv2d_accumulators(a, AccumulationModel::kInt16PairSaturation),
+            (std::vector<int32_t>{2 * (32767 + 32385), 2 * (32767 + 32385)}));
+  const std::vector<int32_t> gemm{3 * 32767, 3 * 32767};
+  EXPECT_EQ(conv2d_accumulators(a, AccumulationModel::kInt16GemmPairSaturation), gemm);
+
+  // The avx512_core profile (no VNNI) runs this conv on gemm_s8u8s32: eq. 6.6 end to end.
+  const auto avx512 = onednn_on(OnednnIsa::kAvx512Core);
+  ASSERT_EQ(conv2d_accumulation(avx512, a), AccumulationModel::kInt16GemmPairSaturation);
+  const auto out = conv2d_quantized(avx512, a);
+  EXPECT_EQ(out, requantized(avx512, a, gemm));
+  EXPECT_EQ(out, (std::vector<uint8_t>{24, 24}));  // RNE(98301 / 4096) = 24; exact gives 47
+}
+
+// The input zero point, padding and weight signs in eq. 6.6: with activations in [0, 127] no
+// pair reaches the int16 limits, so all three models must equal the exact accumulator.
+TEST(Conv2d, PairModelsEqualExactWhenNothingSaturates) {
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> u7(0, 127), s8(-128, 127), zp(0, 127);
+  for (int trial = 0; trial < 30; ++trial) {
+    const int64_t groups = 1 + trial % 3;
+    const int64_t per_group = 1 + trial % 5;
+    const Shape4 in{1, groups * per_group, 5, 6};
+    const Shape4 wt{groups * (1 + trial % 2), per_group, 1 + trial % 3, 1 + (trial / 3) % 3};
+    std::vector<uint8_t> xq(static_cast<size_t>(in.numel()));
+    std::vector<int8_t> wq(static_cast<size_t>(wt.numel()));
+    for (auto& e : xq) e = static_cast<uint8_t>(u7(rng));
+    for (auto& e : wq) e = static_cast<int8_t>(s8(rng));
+    const QuantizedConv2dArgs a{
+        .input = xq, .input_shape = in, .input_zero_point = zp(rng), .weight = wq,
+        .weight_shape = wt, .weight_scales = {1.0f}, .weight_zero_points = {0},
+        .geometry = {.stride_w = 1 + trial % 2, .pad_h = trial % 2, .pad_w = 1,
+                     .dilation_h = 1 + trial % 2, .groups = groups}};
+    const auto exact = conv2d_accumulators(a, AccumulationModel::kExactInt32);
+    EXPECT_EQ(conv2d_accumulators(a, AccumulationModel::kInt16PairSaturation), exact) << trial;
+    EXPECT_EQ(conv2d_accumulators(a, AccumulationModel::kInt16GemmPairSaturation), exact) << trial;
+  }
+}
+
+// The same grouped conv on AVX2 without VNNI runs on ref_int8: exact, no saturation at all.
+TEST(Conv2d, Avx2GroupedConvTheJitRefusesStaysExact) {
+  const std::vector<uint8_t> x(12, 255);
+  const std::vector<int8_t> w(12, 127);
+  QuantizedConv2dArgs a{.input = x, .input_shape = {1, 6, 1, 2}, .weight = w,
+                        .weight_shape = {2, 3, 1, 2}, .weight_scales = {1.0f},
+                        .weight_zero_points = {0}, .output_scale = 4096.0f,
+                        .geometry = {.groups = 2}};
+  const auto avx2 = onednn_on(OnednnIsa::kAvx2);
+  ASSERT_EQ(conv2d_accumulation(avx2, a), AccumulationModel::kExactInt32);
+  const auto exact = conv2d_accumulators(a, AccumulationModel::kExactInt32);
+  EXPECT_EQ(conv2d_quantized(avx2, a), requantized(avx2, a, exact));
+  EXPECT_EQ(conv2d_quantized(avx2, a), (std::vector<uint8_t>{47, 47}));
+  // With 4 channels per group in and out the jit kernel takes it, and saturates (eq. 6.5).
+  const std::vector<uint8_t> x4(16, 255);
+  const std::vector<int8_t> w4(64, 127);
+  a.input = x4;
+  a.input_shape = {1, 8, 1, 2};
+  a.weight = w4;
+  a.weight_shape = {8, 4, 1, 2};
+  ASSERT_EQ(conv2d_accumulation(avx2, a), AccumulationModel::kInt16PairSaturation);
+  EXPECT_EQ(conv2d_accumulators(a, conv2d_accumulation(avx2, a))[0], 4 * 32767);
+}
+
+// Depthwise kernels widen u8*s8 to 16 bits: no saturation on any CPU, even at the extremes.
+// A depthwise-like conv with 2 outputs per channel is not depthwise to oneDNN: on avx512_core
+// its gemm pairs consecutive taps of the one channel (eq. 6.6).
+TEST(Conv2d, DepthwiseNeverSaturates) {
+  const std::vector<uint8_t> x(4 * 9, 255);  // 1x4x3x3
+  const std::vector<int8_t> w(4 * 9, -128);  // 4x1x3x3
+  QuantizedConv2dArgs a{.input = x, .input_shape = {1, 4, 3, 3}, .weight = w,
+                        .weight_shape = {4, 1, 3, 3}, .weight_scales = {1.0f},
+                        .weight_zero_points = {0}, .output_scale = 4096.0f,
+                        .geometry = {.groups = 4}};
+  const auto exact = conv2d_accumulators(a, AccumulationModel::kExactInt32);
+  EXPECT_EQ(exact[0], 9 * 255 * -128);
+  for (auto isa : {OnednnIsa::kVnni, OnednnIsa::kAvx512Core, OnednnIsa::kAvx2}) {
+    const auto p = onednn_on(isa);
+    ASSERT_EQ(conv2d_accumulation(p, a), AccumulationModel::kExactInt32) << to_string(isa);
+    EXPECT_EQ(conv2d_quantized(p, a), requantized(p, a, exact)) << to_string(isa);
+  }
+  const std::vector<int8_t> w2(8 * 9, -128);  // 8x1x3x3: two outputs per channel
+  a.weight = w2;
+  a.weight_shape = {8, 1, 3, 3};
+  const auto avx512 = onednn_on(OnednnIsa::kAvx512Core);
+  ASSERT_EQ(conv2d_accumulation(avx512, a), AccumulationModel::kInt16GemmPairSaturation);
+  // 9 taps: 4 pairs saturating at -32768, the last tap alone.
+  EXPECT_EQ(conv2d_accumulators(a, AccumulationModel::kInt16GemmPairSaturation)[0],
+            4 * -32768 + 255 * -128);
+  EXPECT_EQ(conv2d_accumulation(onednn_on(OnednnIsa::kAvx2), a), AccumulationModel::kExactInt32);
 }
 
 // The pointwise fast kernels must equal the reference bit for bit on random data, with groups,

@@ -62,16 +62,22 @@ struct QuantizedConv2dArgs {
   bool force_reference = false;  // skip fast kernels (tests compare the two)
 };
 
-// The int32 accumulators (eq. 6.1 / 6.5), wrapping like the kernels' int32 lanes.
+// The int32 accumulators (eq. 6.1 / 6.5 / 6.6), wrapping like the kernels' int32 lanes.
 std::vector<int32_t> conv2d_accumulators(const QuantizedConv2dArgs& args, AccumulationModel model);
 void conv2d_accumulators(const QuantizedConv2dArgs& args, AccumulationModel model,
                          std::vector<int32_t>& out);
+
+// The accumulation model `profile` uses for this conv: conv_accumulation() with its groups and
+// per-group channel counts (on onednn without VNNI it depends on them). conv2d_quantized uses it.
+AccumulationModel conv2d_accumulation(const BackendProfile& profile,
+                                      const QuantizedConv2dArgs& args);
 
 // Requantization constants of every output channel under a profile.
 std::vector<RequantChannel> conv2d_requant_channels(const BackendProfile& profile,
                                                     const QuantizedConv2dArgs& args);
 
-// quantized::conv2d / conv2d_relu under a profile: quint8 output bins.
+// quantized::conv2d / conv2d_relu under a profile (accumulating with conv2d_accumulation):
+// quint8 output bins.
 std::vector<uint8_t> conv2d_quantized(const BackendProfile& profile,
                                       const QuantizedConv2dArgs& args);
 // The same into caller's buffers (resized): output bins and the accumulator scratch.
