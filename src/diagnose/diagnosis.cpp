@@ -25,8 +25,43 @@ bool same_grid(const QuantGrid& a, const QuantGrid& b) {
 
 constexpr int kPointCount = 3;
 
-QuantGrid& grid_at(PathGrids& g, int p) {
-  return p == 0 ? g.input : (p == 1 ? g.weight : g.output);
+// Whether two paths' grids agree at point p (every channel of a per-channel weight).
+bool same_point(const PathGrids& a, const PathGrids& b, int p) {
+  if (p == 0) return same_grid(a.input, b.input);
+  if (p == 2) return same_grid(a.output, b.output);
+  if (a.weight_channels.size() != b.weight_channels.size()) return false;
+  for (size_t m = 0; m < a.weight_channels.size(); ++m) {
+    if (!same_grid(a.weight_channels[m], b.weight_channels[m])) return false;
+  }
+  return same_grid(a.weight, b.weight);
+}
+
+// Gives `to` the grids `from` has at point p.
+void take_point(PathGrids& to, const PathGrids& from, int p) {
+  if (p == 0) {
+    to.input = from.input;
+  } else if (p == 2) {
+    to.output = from.output;
+  } else {
+    to.weight = from.weight;
+    to.weight_channels = from.weight_channels;
+  }
+}
+
+// The channel whose grids differ first (0 for per-tensor points).
+size_t first_differing_channel(const QuantPoint& a, const QuantPoint& b) {
+  for (size_t m = 0; m < a.channels.size() && m < b.channels.size(); ++m) {
+    if (!same_grid(a.channels[m].grid, b.channels[m].grid)) return m;
+  }
+  return 0;
+}
+
+// The point as one channel sees it (itself for per-tensor points).
+QuantPoint channel_view(const QuantPoint& p, size_t channel) {
+  QuantPoint view = p;
+  if (!p.channels.empty()) view.used = p.channels[channel];
+  view.channels.clear();
+  return view;
 }
 
 const QuantPoint& point_at(const PathResult& r, int p) {
@@ -68,6 +103,14 @@ std::string describe_quantization(float v, const QuantGrid& g, bool clamp_to_ran
 // Limits a rule applied on its way to a grid: the threshold / clamp class.
 std::vector<std::string> limits_hit(const QuantPoint& p, const char* path) {
   std::vector<std::string> out;
+  if (!p.channels.empty()) {
+    for (size_t m = 0; m < p.channels.size(); ++m) {
+      for (std::string& s : limits_hit(channel_view(p, m), path)) {
+        out.push_back(std::move(s) + " (output channel " + std::to_string(m) + ")");
+      }
+    }
+    return out;
+  }
   if (!p.used.derivation) return out;
   const QParamDerivation& d = *p.used.derivation;
   if (d.raised_to_small_scale_threshold) {
@@ -83,12 +126,17 @@ std::vector<std::string> limits_hit(const QuantPoint& p, const char* path) {
 }
 
 Finding grid_finding(int p, const SeedExperiment& experiment, const SeedResult& r) {
-  const QuantPoint& fq = point_at(r.fake_quant, p);
-  const QuantPoint& q8 = point_at(r.int8, p);
+  const size_t channel = first_differing_channel(point_at(r.fake_quant, p), point_at(r.int8, p));
+  const QuantPoint fq = channel_view(point_at(r.fake_quant, p), channel);
+  const QuantPoint q8 = channel_view(point_at(r.int8, p), channel);
   const QuantGrid& a = fq.used.grid;
   const QuantGrid& b = q8.used.grid;
   Finding f;
   f.point = fq.name;
+  if (!point_at(r.fake_quant, p).channels.empty()) {
+    f.evidence.push_back("per-channel weights: output channel " + std::to_string(channel) +
+                         " is the first whose grids differ");
+  }
   f.evidence.push_back("fake-quant " + fq.name + ": " + describe_grid(fq));
   f.evidence.push_back("int8 " + q8.name + ": " + describe_grid(q8));
   if (a.scale != b.scale) {
@@ -108,16 +156,18 @@ Finding grid_finding(int p, const SeedExperiment& experiment, const SeedResult& 
   if (p == 1) {
     // Representative values: every distinct nonzero weight on both grids.
     std::vector<float> shown;
+    const PathGrids fq_grids = r.fake_quant.grids();
+    const PathGrids q8_grids = r.int8.grids();
     for (int64_t m = 0; m < kSeedChannels; ++m) {
-      for (const auto& tap : experiment.trace_fake_quant(r.fake_quant.grids(), {0, m, 0, 0}).taps) {
+      for (const auto& tap : experiment.trace_fake_quant(fq_grids, {0, m, 0, 0}).taps) {
         if (tap.weight == 0.0f || std::find(shown.begin(), shown.end(), tap.weight) != shown.end()) {
           continue;
         }
         shown.push_back(tap.weight);
         f.evidence.push_back("weight " + detail::g9(tap.weight) + " on the fake-quant grid: " +
-                             describe_quantization(tap.weight, a, true));
+                             describe_quantization(tap.weight, fq_grids.weight_of(m), true));
         f.evidence.push_back("weight " + detail::g9(tap.weight) + " on the int8 grid: " +
-                             describe_quantization(tap.weight, b, true));
+                             describe_quantization(tap.weight, q8_grids.weight_of(m), true));
       }
     }
   }
@@ -259,7 +309,7 @@ Diagnosis diagnose(const SeedExperiment& experiment, const SeedResult& r) {
   d.paths_agree = d.mismatched_elements == 0;
   if (d.paths_agree) {
     for (int p = 0; p < kPointCount; ++p) {
-      if (!same_grid(point_at(r.fake_quant, p).used.grid, point_at(r.int8, p).used.grid)) {
+      if (!same_point(r.fake_quant.grids(), r.int8.grids(), p)) {
         d.differing_without_effect.push_back(point_at(r.fake_quant, p).name);
       }
     }
@@ -269,12 +319,12 @@ Diagnosis diagnose(const SeedExperiment& experiment, const SeedResult& r) {
   // Grid step: swap each differing point's grid to the int8 one, in model order.
   std::vector<uint8_t> changed;
   PathGrids grids = r.fake_quant.grids();
+  const PathGrids int8_grids = r.int8.grids();
   PathRun previous = r.fake_quant.run;
   for (int p = 0; p < kPointCount; ++p) {
-    const QuantGrid int8_grid = point_at(r.int8, p).used.grid;
-    if (same_grid(grid_at(grids, p), int8_grid)) continue;
+    if (same_point(grids, int8_grids, p)) continue;
     const PathGrids before = grids;
-    grid_at(grids, p) = int8_grid;
+    take_point(grids, int8_grids, p);
     PathRun swapped = experiment.run_fake_quant(grids);
     Finding f = grid_finding(p, experiment, r);
     mark_differences(previous, swapped, changed);

@@ -47,7 +47,7 @@ std::vector<FixCandidate> propose_fixes(const SeedExperiment& experiment, const 
   for (const auto& [fq, q8] : points) {
     if (!has_finding_at(d, fq->name)) continue;
     // FakeQuantize honours hand-set scales: hand-set the value convert() will compute.
-    if (base.observer == ObserverKind::kPlain && !fq->used.derivation &&
+    if (base.observer == ObserverKind::kPlain && !fq->used.derivation && fq->channels.empty() &&
         fq->used.grid.scale != q8->used.grid.scale && fq->used.grid.zero_point == q8->used.grid.zero_point) {
       const float target = q8->used.grid.scale;
       FixCandidate c{"hand-set the " + fq->name + " fake-quant scale to " + detail::g9(target) +
@@ -102,12 +102,16 @@ std::vector<FixCandidate> propose_fixes(const SeedExperiment& experiment, const 
       c.options.weight_quant_min = -127;
       add(out, std::move(c));
     }
-    FixCandidate affine{"use qscheme=torch.per_tensor_affine for the weight fake-quant",
+    const bool per_channel = is_per_channel(base.weight_qscheme);
+    FixCandidate affine{std::string("use qscheme=torch.") +
+                            (per_channel ? "per_channel_affine" : "per_tensor_affine") +
+                            " for the weight fake-quant",
                         "both rules then spread [min, max] over all " +
                             std::to_string(base.weight_quant_max - base.weight_quant_min + 1) +
                             " levels with a zero point",
                         base};
-    affine.options.weight_qscheme = QScheme::kPerTensorAffine;
+    affine.options.weight_qscheme =
+        per_channel ? QScheme::kPerChannelAffine : QScheme::kPerTensorAffine;
     add(out, std::move(affine));
   }
 

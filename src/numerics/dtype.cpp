@@ -49,6 +49,14 @@ std::string_view to_string(QScheme scheme) {
   return "?";
 }
 
+std::optional<QScheme> parse_weight_qscheme(std::string_view name) {
+  for (QScheme s : {QScheme::kPerTensorAffine, QScheme::kPerTensorSymmetric,
+                    QScheme::kPerChannelAffine, QScheme::kPerChannelSymmetric}) {
+    if (name == to_string(s)) return s;
+  }
+  return std::nullopt;
+}
+
 bool is_symmetric(QScheme scheme) {
   return scheme == QScheme::kPerTensorSymmetric || scheme == QScheme::kPerChannelSymmetric;
 }

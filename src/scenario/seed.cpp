@@ -128,9 +128,6 @@ void validate_seed_options(const SeedOptions& o) {
     throw std::invalid_argument("--k is outside the float32 range the experiment needs");
   }
   if (o.rows <= 0) throw std::invalid_argument("--rows must be a positive integer");
-  if (is_per_channel(o.weight_qscheme)) {
-    throw std::invalid_argument("weight qscheme: per-channel schemes are not supported yet");
-  }
   if (o.weight_quant_min < -128 || o.weight_quant_max > 127 ||
       o.weight_quant_min >= o.weight_quant_max) {
     throw std::invalid_argument("weight quant range must lie in [-128, 127] with min < max");
@@ -221,6 +218,19 @@ SeedExperiment::SeedExperiment(const SeedOptions& o, const CpuFeatures& cpu) : o
   hand_set_scale(weight_module_, o.weight_scale.value_or(2.0 * o.k / 255.0));  // "symmetric, hence x2"
   weight_module_.min_val = w_min;
   weight_module_.max_val = o.weight_observer_max ? to_f32(*o.weight_observer_max) : w_max;
+  if (is_per_channel(o.weight_qscheme)) {
+    // Per channel, each output channel's observer range is that row's [min, max] (with 0);
+    // the hand-set scale is repeated and the zero points start at 0, one per channel.
+    for (int64_t m = 0; m < kSeedChannels; ++m) {
+      FakeQuantModule channel = weight_module_;
+      const auto row = weight_.begin() + static_cast<std::ptrdiff_t>(m * kSeedChannels);
+      channel.min_val = std::min(0.0f, *std::min_element(row, row + kSeedChannels));
+      channel.max_val = o.weight_observer_max
+                            ? to_f32(*o.weight_observer_max)
+                            : std::max(0.0f, *std::max_element(row, row + kSeedChannels));
+      weight_channel_modules_.push_back(channel);
+    }
+  }
   hand_set_scale(output_module_, o.output_scale.value_or(o.k / 255.0));
   output_module_.min_val = 0.0f;
   output_module_.max_val = to_f32(o.output_observer_max.value_or(o.k));
@@ -237,7 +247,14 @@ PathResult SeedExperiment::derive_fake_quant_points() const {
   PathResult p;
   p.name = "fake_quant";
   p.input = make_point("input", in, fake_quant_forward(in, rule));
-  p.weight = make_point("weight", wt, fake_quant_forward(wt, rule));
+  if (weight_channel_modules_.empty()) {
+    p.weight = make_point("weight", wt, fake_quant_forward(wt, rule));
+  } else {
+    std::vector<FakeQuantModule> channels = weight_channel_modules_;
+    p.weight = make_point("weight", wt, {});
+    for (FakeQuantModule& channel : channels) p.weight.channels.push_back(fake_quant_forward(channel, rule));
+    p.weight.used = p.weight.channels.front();
+  }
   p.output = make_point("output", out, fake_quant_forward(out, rule));
   return p;
 }
@@ -248,7 +265,16 @@ PathResult SeedExperiment::derive_int8_points() const {
   PathResult p;
   p.name = "int8";
   p.input = make_point("input", input_module_, convert_qparams(input_module_));
-  p.weight = make_point("weight", weight_module_, convert_qparams(weight_module_));
+  if (weight_channel_modules_.empty()) {
+    p.weight = make_point("weight", weight_module_, convert_qparams(weight_module_));
+  } else {
+    // calculate_qparams of the per-channel observer: the same formula, channel by channel.
+    p.weight = make_point("weight", weight_module_, {});
+    for (const FakeQuantModule& channel : weight_channel_modules_) {
+      p.weight.channels.push_back(convert_qparams(channel));
+    }
+    p.weight.used = p.weight.channels.front();
+  }
   p.output = make_point("output", output_module_, convert_qparams(output_module_));
   return p;
 }
@@ -308,7 +334,9 @@ std::array<float, 256> dequantized_bin_values(const QuantGrid& g) {
 
 PathRun SeedExperiment::run_fake_quant(const PathGrids& g) const {
   std::vector<float> w_fq(weight_.size());
-  for (size_t i = 0; i < weight_.size(); ++i) w_fq[i] = fake_quantize_value(weight_[i], g.weight);
+  for (size_t i = 0; i < weight_.size(); ++i) {
+    w_fq[i] = fake_quantize_value(weight_[i], g.weight_of(static_cast<int64_t>(i) / kSeedChannels));
+  }
   PathRun run;
   run.bins.resize(static_cast<size_t>(input_shape_.numel()));
   run.value_of_bin = fake_quant_bin_values(g.output);
@@ -334,18 +362,39 @@ PathRun SeedExperiment::run_fake_quant(const PathGrids& g) const {
   return run;
 }
 
-std::vector<int8_t> SeedExperiment::quantize_weight(const QuantGrid& grid) const {
-  // quantize_per_tensor(w, scale, zp, qint8), then _clamp_weights to the module's range.
-  const QuantGrid storage = storage_grid(grid, QDType::kQInt8);
+std::vector<int8_t> SeedExperiment::quantize_weight(const PathGrids& g) const {
+  // quantize_per_tensor / quantize_per_channel(w, scale, zp, qint8) (eq. 5.1: a per-channel
+  // scale is a double holding a float32 value), then _clamp_weights to the module's range.
   std::vector<int8_t> w_q(weight_.size());
   for (size_t i = 0; i < weight_.size(); ++i) {
-    const int64_t q = quantize_value(weight_[i], storage);
+    const QuantGrid& grid = g.weight_of(static_cast<int64_t>(i) / kSeedChannels);
+    const int64_t q = quantize_value(weight_[i], storage_grid(grid, QDType::kQInt8));
     w_q[i] = static_cast<int8_t>(std::clamp(q, grid.range.min, grid.range.max));
   }
   return w_q;
 }
 
+PathGrids PathResult::grids() const {
+  PathGrids g{input.used.grid, weight.used.grid, output.used.grid, {}};
+  for (const UsedQParams& channel : weight.channels) g.weight_channels.push_back(channel.grid);
+  return g;
+}
+
 namespace {
+
+std::vector<float> weight_scales(const PathGrids& g) {
+  if (g.weight_channels.empty()) return {g.weight.scale};
+  std::vector<float> scales;
+  for (const QuantGrid& c : g.weight_channels) scales.push_back(c.scale);
+  return scales;
+}
+
+std::vector<int64_t> weight_zero_points(const PathGrids& g) {
+  if (g.weight_channels.empty()) return {g.weight.zero_point};
+  std::vector<int64_t> zps;
+  for (const QuantGrid& c : g.weight_channels) zps.push_back(c.zero_point);
+  return zps;
+}
 
 QuantizedConv2dArgs int8_conv_args(const std::vector<uint8_t>& x_q, const Shape4& in_shape,
                                    const std::vector<int8_t>& w_q, const Shape4& w_shape,
@@ -356,8 +405,9 @@ QuantizedConv2dArgs int8_conv_args(const std::vector<uint8_t>& x_q, const Shape4
           .input_zero_point = g.input.zero_point,
           .weight = w_q,
           .weight_shape = w_shape,
-          .weight_scales = {g.weight.scale},
-          .weight_zero_points = {g.weight.zero_point},
+          .weight_scales = weight_scales(g),
+          .weight_zero_points = weight_zero_points(g),
+          .weight_per_channel = !g.weight_channels.empty(),
           .bias = bias,
           .output_scale = g.output.scale,
           .output_zero_point = g.output.zero_point,
@@ -367,7 +417,7 @@ QuantizedConv2dArgs int8_conv_args(const std::vector<uint8_t>& x_q, const Shape4
 }  // namespace
 
 PathRun SeedExperiment::run_int8(const PathGrids& g) const {
-  const std::vector<int8_t> w_q = quantize_weight(g.weight);
+  const std::vector<int8_t> w_q = quantize_weight(g);
   // The converted QuantStub: quantize_per_tensor(x, scale, zp, quint8).
   const QuantGrid in_grid = storage_grid(g.input, QDType::kQUInt8);
   PathRun run;
@@ -400,8 +450,8 @@ ElementTrace SeedExperiment::trace_fake_quant(const PathGrids& g, const ElementI
     tap.input_bin = fake_quant_bin(tap.input, g.input);
     tap.input_dequantized = fake_quantize_value(tap.input, g.input);
     tap.weight = weight_[static_cast<size_t>(e.c * kSeedChannels + c)];
-    tap.weight_bin = fake_quant_bin(tap.weight, g.weight);
-    tap.weight_dequantized = fake_quantize_value(tap.weight, g.weight);
+    tap.weight_bin = fake_quant_bin(tap.weight, g.weight_of(e.c));
+    tap.weight_dequantized = fake_quantize_value(tap.weight, g.weight_of(e.c));
     sum += tap.input_dequantized * tap.weight_dequantized;  // conv2d_float's order
     t.taps.push_back(tap);
   }
@@ -422,7 +472,7 @@ ElementTrace SeedExperiment::trace_fake_quant(const PathGrids& g, const ElementI
 
 ElementTrace SeedExperiment::trace_int8(const PathGrids& g, const ElementIndex& e) const {
   ElementTrace t;
-  const std::vector<int8_t> w_q = quantize_weight(g.weight);
+  const std::vector<int8_t> w_q = quantize_weight(g);
   const QuantGrid in_grid = storage_grid(g.input, QDType::kQUInt8);
   // The accumulator of one element: run the conv on that element's input column only.
   std::vector<uint8_t> column(static_cast<size_t>(kSeedChannels));
@@ -434,7 +484,10 @@ ElementTrace SeedExperiment::trace_int8(const PathGrids& g, const ElementIndex& 
     tap.input_dequantized = dequantize_value(tap.input_bin, in_grid.scale, in_grid.zero_point);
     tap.weight = weight_[static_cast<size_t>(e.c * kSeedChannels + c)];
     tap.weight_bin = w_q[static_cast<size_t>(e.c * kSeedChannels + c)];
-    tap.weight_dequantized = dequantize_value(tap.weight_bin, g.weight.scale, g.weight.zero_point);
+    const QuantGrid& wg = g.weight_of(e.c);
+    tap.weight_dequantized = g.weight_channels.empty()
+                                 ? dequantize_value(tap.weight_bin, wg.scale, wg.zero_point)
+                                 : dequantize_value_per_channel(tap.weight_bin, wg.scale, wg.zero_point);
     column[static_cast<size_t>(c)] = static_cast<uint8_t>(tap.input_bin);
     t.taps.push_back(tap);
   }

@@ -30,13 +30,23 @@ Json point_json(const QuantPoint& p) {
             {"qmax", p.used.grid.range.max},
             {"provenance", p.used.provenance}};
   j["derivation"] = p.used.derivation ? derivation_json(*p.used.derivation) : Json(nullptr);
+  if (!p.channels.empty()) {
+    Json channels = Json::array();
+    for (const UsedQParams& c : p.channels) {
+      channels.push_back({{"scale", c.grid.scale},
+                          {"zero_point", c.grid.zero_point},
+                          {"provenance", c.provenance},
+                          {"derivation", c.derivation ? derivation_json(*c.derivation) : Json(nullptr)}});
+    }
+    j["channels"] = channels;
+  }
   return j;
 }
 
 Json path_json(const PathResult& p, const Shape4& shape) {
   Json bins = Json::array();
   for (int64_t w = 0; w < shape.w; ++w) bins.push_back(p.run.bins[static_cast<size_t>(w)]);
-  return {{"bins_row", bins},
+  Json path = {{"bins_row", bins},
           {"weight_scale", p.weight.used.grid.scale},
           {"weight_zero_point", p.weight.used.grid.zero_point},
           {"input_scale", p.input.used.grid.scale},
@@ -46,6 +56,17 @@ Json path_json(const PathResult& p, const Shape4& shape) {
           {"points", {{"input", point_json(p.input)},
                       {"weight", point_json(p.weight)},
                       {"output", point_json(p.output)}}}};
+  if (!p.weight.channels.empty()) {
+    // Per-channel weights: weight_scale / weight_zero_point above are channel 0's.
+    Json scales = Json::array(), zero_points = Json::array();
+    for (const UsedQParams& c : p.weight.channels) {
+      scales.push_back(c.grid.scale);
+      zero_points.push_back(c.grid.zero_point);
+    }
+    path["weight_scales"] = scales;
+    path["weight_zero_points"] = zero_points;
+  }
+  return path;
 }
 
 Json compare_json(const Comparison& c) {

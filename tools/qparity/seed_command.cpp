@@ -104,14 +104,13 @@ SeedOptions parse_seed_options(const SeedCommandOptions& raw) {
   }
   o.observer = *observer;
   o.rows = parse_rows(raw.rows);
-  if (raw.weight_qscheme == "per_tensor_symmetric") {
-    o.weight_qscheme = QScheme::kPerTensorSymmetric;
-  } else if (raw.weight_qscheme == "per_tensor_affine") {
-    o.weight_qscheme = QScheme::kPerTensorAffine;
-  } else {
+  const auto qscheme = parse_weight_qscheme(raw.weight_qscheme);
+  if (!qscheme) {
     throw std::invalid_argument("--weight-qscheme: unknown qscheme '" + raw.weight_qscheme +
-                                "' (choose per_tensor_symmetric or per_tensor_affine)");
+                                "' (choose per_tensor_symmetric, per_tensor_affine, "
+                                "per_channel_symmetric or per_channel_affine)");
   }
+  o.weight_qscheme = *qscheme;
   o.weight_quant_min = parse_integer("--weight-quant-min", raw.weight_quant_min);
   if (o.weight_quant_min < -128 || o.weight_quant_min > 126) {
     throw std::invalid_argument("--weight-quant-min: " + raw.weight_quant_min +
@@ -167,7 +166,8 @@ void add_seed_options(CLI::App& command, SeedCommandOptions& o) {
       ->type_name("N")
       ->capture_default_str();
   command.add_option("--weight-qscheme", o.weight_qscheme,
-                     "Weight fake-quant qscheme: per_tensor_symmetric (the seed) or per_tensor_affine")
+                     "Weight fake-quant qscheme: per_tensor_symmetric (the seed), per_tensor_affine, "
+                     "per_channel_symmetric or per_channel_affine (per output channel)")
       ->type_name("NAME")
       ->capture_default_str()
       ->group("Quantization knobs");

@@ -101,12 +101,8 @@ SweepSpec parse_spec(const SweepCommandOptions& o) {
   spec.observers = parse_list<ObserverKind>("--observer", o.observers, parse_observer_kind, "fused, plain");
   spec.weight_qschemes = parse_list<QScheme>(
       "--weight-qscheme", o.weight_qschemes,
-      [](const std::string& s) -> std::optional<QScheme> {
-        if (s == "per_tensor_symmetric") return QScheme::kPerTensorSymmetric;
-        if (s == "per_tensor_affine") return QScheme::kPerTensorAffine;
-        return std::nullopt;
-      },
-      "per_tensor_symmetric, per_tensor_affine");
+      [](const std::string& s) { return parse_weight_qscheme(s); },
+      "per_tensor_symmetric, per_tensor_affine, per_channel_symmetric, per_channel_affine");
   spec.reduce_ranges = parse_list<bool>(
       "--reduce-range", o.reduce_ranges,
       [](const std::string& s) -> std::optional<bool> {
@@ -342,7 +338,8 @@ void add_sweep_options(CLI::App& command, SweepCommandOptions& o) {
       ->type_name("LIST")
       ->capture_default_str();
   command.add_option("--weight-qscheme", o.weight_qschemes,
-                     "Weight qschemes, comma-separated: per_tensor_symmetric, per_tensor_affine")
+                     "Weight qschemes, comma-separated: per_tensor_symmetric, per_tensor_affine, "
+                     "per_channel_symmetric, per_channel_affine")
       ->type_name("LIST")
       ->capture_default_str();
   command.add_option("--reduce-range", o.reduce_ranges,

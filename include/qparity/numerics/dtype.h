@@ -29,6 +29,7 @@ enum class QScheme {
 };
 
 std::string_view to_string(QScheme scheme);
+std::optional<QScheme> parse_weight_qscheme(std::string_view name);
 bool is_symmetric(QScheme scheme);
 bool is_per_channel(QScheme scheme);
 

@@ -44,7 +44,7 @@ struct SeedOptions {
   ObserverKind observer = ObserverKind::kFused;
   int64_t rows = 256;  // input height; the width is always the 256-value ramp
   // Quantization knobs a QAT user changes; the defaults are the seed's qconfig.
-  QScheme weight_qscheme = QScheme::kPerTensorSymmetric;  // per-tensor schemes only
+  QScheme weight_qscheme = QScheme::kPerTensorSymmetric;  // per-channel: along output channels
   int64_t weight_quant_min = -128;
   int64_t weight_quant_max = 127;
   bool activation_reduce_range = false;
@@ -83,12 +83,17 @@ struct QuantPoint {
   std::string name;  // "input", "weight", "output"
   QDType dtype = QDType::kQUInt8;
   QScheme qscheme = QScheme::kPerTensorAffine;
-  UsedQParams used;
+  UsedQParams used;                   // per-channel points: output channel 0
+  std::vector<UsedQParams> channels;  // per-channel points: every output channel
 };
 
 // The grids of the three points, in model order.
 struct PathGrids {
   QuantGrid input, weight, output;
+  std::vector<QuantGrid> weight_channels;  // per-channel weights (weight = channel 0)
+  const QuantGrid& weight_of(int64_t channel) const {
+    return weight_channels.empty() ? weight : weight_channels[static_cast<size_t>(channel)];
+  }
 };
 
 // The outputs of one path: the quint8 output bins (NCHW), and the float each bin stands for
@@ -103,7 +108,7 @@ struct PathRun {
 struct PathResult {
   std::string name;  // "fake_quant" or "int8"
   QuantPoint input, weight, output;
-  PathGrids grids() const { return {input.used.grid, weight.used.grid, output.used.grid}; }
+  PathGrids grids() const;
   PathRun run;
 };
 
@@ -156,7 +161,7 @@ class SeedExperiment {
   ElementTrace trace_int8(const PathGrids& grids, const ElementIndex& index) const;
 
  private:
-  std::vector<int8_t> quantize_weight(const QuantGrid& grid) const;
+  std::vector<int8_t> quantize_weight(const PathGrids& grids) const;
   // The input rows [first_row, first_row + rows) of every channel, as a [1, C, rows, W] tensor.
   void input_rows(int64_t first_row, int64_t rows, std::vector<float>& out) const;
   float input_at(const ElementIndex& index) const;
@@ -168,6 +173,9 @@ class SeedExperiment {
   std::vector<float> weight_;
   std::vector<float> bias_;
   FakeQuantModule input_module_, weight_module_, output_module_;
+  // Per-channel weights: the fake-quant module seen one output channel at a time (its running
+  // min/max, scale and zero point entries for that channel).
+  std::vector<FakeQuantModule> weight_channel_modules_;
 };
 
 struct SeedResult {
