@@ -34,6 +34,7 @@ SEED_RUNS = [
      "--k", "0.7", "--output-observer-max", "0.4", "--output-scale", "0.0015686274273321033",
      "--weight-scale", "0.005511811003088951", "--backend", "qnnpack"],
     ["--weight-qscheme", "per_tensor_affine", "--weight-observer-max", "2", "--input-scale", "0.004"],
+    ["--weight-qscheme", "per_channel_symmetric", "--weight-pattern", "mixed", "--backend", "onednn"],
 ]
 EXPLAIN_RUNS = [[], ["--index", "0,1,0,200"], ["--observer", "plain", "--index", "0,0,0,0"]]
 SWEEP_RUNS = [
@@ -41,6 +42,8 @@ SWEEP_RUNS = [
     ["--k", "0.005:0.05:4", "--log", "--refine", "--backend", "onednn",
      "--weight-qscheme", "per_tensor_symmetric,per_tensor_affine", "--fail-on", "bin-mismatch=0"],
     ["--k", "0.5:3:3", "--no-diagnosis", "--reduce-range", "off,on", "--weight-pattern", "identity,dense"],
+    ["--k", "0.5:3:3", "--weight-qscheme", "per_channel_symmetric,per_channel_affine",
+     "--backend", "qnnpack,onednn"],
 ]
 
 
