@@ -1,5 +1,6 @@
 #include "qparity/ops/conv2d.h"
 
+#include "common/multiversion.h"
 #include "qparity/numerics/span_kernels.h"
 
 #include <algorithm>
@@ -63,6 +64,7 @@ bool is_pointwise(const Shape4& weight, const Conv2dGeometry& g) {
 
 // Fast pointwise float conv: per output element the same float operations, in the same order,
 // as the reference (0, + x*w per channel, + bias, ReLU); proven identical in conv2d_test.cpp.
+QPARITY_MULTIVERSION
 void conv2d_float_pointwise(const FloatConv2dArgs& a, const Shape4& out, std::vector<float>& result) {
   const auto plane = static_cast<size_t>(out.h * out.w);
   const int64_t group_channels = a.input_shape.c / a.geometry.groups;
@@ -90,6 +92,7 @@ void conv2d_float_pointwise(const FloatConv2dArgs& a, const Shape4& out, std::ve
 }
 
 // Fast pointwise exact accumulation (eq. 6.1) in wrapping int32 lanes; proven identical.
+QPARITY_MULTIVERSION
 void conv2d_accumulators_pointwise(const QuantizedConv2dArgs& a, const Shape4& out,
                                    std::vector<int32_t>& acc) {
   const auto plane = static_cast<size_t>(out.h * out.w);
