@@ -1,6 +1,8 @@
 #include "qparity/diagnose/diagnosis.h"
 
 #include <algorithm>
+#include <array>
+#include <optional>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -266,18 +268,64 @@ std::string class_summary(DivergenceClass c, const std::string& point) {
   return "";
 }
 
-// differs[i] = 1 where the two runs' bins or float outputs differ (a vectorizable loop).
+// True when equal bins mean equal floats and different bins different floats in both runs.
+bool values_follow_bins(const PathRun& a, const PathRun& b) {
+  if (a.value_of_bin != b.value_of_bin) return false;
+  std::array<float, 256> sorted = a.value_of_bin;
+  std::sort(sorted.begin(), sorted.end());
+  return std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end();
+}
+
+// differs[i] = 1 where the two runs' bins or float outputs differ (vectorizable loops).
 QPARITY_MULTIVERSION
 void mark_differences(const PathRun& a, const PathRun& b, std::vector<uint8_t>& differs) {
   const size_t n = a.bins.size();
   differs.resize(n);
   const uint8_t* qa = a.bins.data();
   const uint8_t* qb = b.bins.data();
+  if (values_follow_bins(a, b)) {
+    for (size_t i = 0; i < n; ++i) differs[i] = static_cast<uint8_t>(qa[i] != qb[i]);
+    return;
+  }
   const float* va = a.value_of_bin.data();
   const float* vb = b.value_of_bin.data();
   for (size_t i = 0; i < n; ++i) {
     differs[i] = static_cast<uint8_t>((qa[i] != qb[i]) | (va[qa[i]] != vb[qb[i]]));
   }
+}
+
+// Elements still open that `changed` marks are explained now: counts them (and those whose
+// bins differ between the original paths), closes them, and returns the first one's index.
+struct Explained {
+  int64_t elements = 0, bin_mismatches = 0;
+  std::optional<size_t> first;
+};
+
+QPARITY_MULTIVERSION
+Explained close_explained(std::vector<uint8_t>& open, const std::vector<uint8_t>& changed,
+                          const PathRun& fake_quant, const PathRun& int8) {
+  Explained e;
+  const size_t n = open.size();
+  const uint8_t* qa = fake_quant.bins.data();
+  const uint8_t* qb = int8.bins.data();
+  int64_t elements = 0, bins = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const auto hit = static_cast<uint8_t>(open[i] & changed[i]);
+    elements += hit;
+    bins += hit & static_cast<uint8_t>(qa[i] != qb[i]);
+  }
+  if (elements > 0) {
+    for (size_t i = 0; i < n; ++i) {
+      if (open[i] & changed[i]) {
+        e.first = i;
+        break;
+      }
+    }
+    for (size_t i = 0; i < n; ++i) open[i] = static_cast<uint8_t>(open[i] & ~changed[i]);
+  }
+  e.elements = elements;
+  e.bin_mismatches = bins;
+  return e;
 }
 
 }  // namespace
@@ -328,13 +376,10 @@ Diagnosis diagnose(const SeedExperiment& experiment, const SeedResult& r) {
     PathRun swapped = experiment.run_fake_quant(grids);
     Finding f = grid_finding(p, experiment, r);
     mark_differences(previous, swapped, changed);
-    for (size_t i = 0; i < n; ++i) {
-      if (!(open[i] & changed[i])) continue;
-      open[i] = 0;
-      ++f.explains_elements;
-      if (r.fake_quant.run.bins[i] != target.bins[i]) ++f.explains_bin_mismatches;
-      if (!f.example) f.example = unravel(shape, static_cast<int64_t>(i));
-    }
+    const Explained explained = close_explained(open, changed, r.fake_quant.run, target);
+    f.explains_elements = explained.elements;
+    f.explains_bin_mismatches = explained.bin_mismatches;
+    if (explained.first) f.example = unravel(shape, static_cast<int64_t>(*explained.first));
     if (f.explains_elements > 0) {
       const bool limits = !limits_hit(point_at(r.fake_quant, p), "").empty() ||
                           !limits_hit(point_at(r.int8, p), "").empty();

@@ -64,7 +64,42 @@ void accumulate_chunk(const uint8_t* a, const uint8_t* b, size_t n,
   s.max_error_bits = max_bits;
 }
 
+QPARITY_MULTIVERSION
+int64_t count_different_bytes(const uint8_t* a, const uint8_t* b, size_t n) {
+  int64_t count = 0;
+  for (size_t i = 0; i < n; ++i) count += a[i] != b[i];
+  return count;
+}
+
+QPARITY_MULTIVERSION
+int64_t count_different_values(const uint8_t* a, const uint8_t* b, size_t n,
+                               const std::array<float, 256>& value_a,
+                               const std::array<float, 256>& value_b) {
+  int64_t count = 0;
+  for (size_t i = 0; i < n; ++i) count += value_a[a[i]] != value_b[b[i]];
+  return count;
+}
+
 }  // namespace
+
+MismatchCounts count_mismatches(PathOutputs expected, PathOutputs actual) {
+  if (expected.bins.size() != actual.bins.size() || expected.value_of_bin == nullptr ||
+      actual.value_of_bin == nullptr) {
+    throw std::invalid_argument("count_mismatches: outputs do not match");
+  }
+  const size_t n = expected.bins.size();
+  MismatchCounts c;
+  c.bins = count_different_bytes(expected.bins.data(), actual.bins.data(), n);
+  // With one value table whose values are all distinct, floats differ exactly where bins do.
+  std::array<float, 256> sorted = *expected.value_of_bin;
+  std::sort(sorted.begin(), sorted.end());
+  const bool follows_bins = *expected.value_of_bin == *actual.value_of_bin &&
+                            std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end();
+  c.floats = follows_bins ? c.bins
+                          : count_different_values(expected.bins.data(), actual.bins.data(), n,
+                                                   *expected.value_of_bin, *actual.value_of_bin);
+  return c;
+}
 
 ElementIndex unravel(const Shape4& s, int64_t flat) {
   ElementIndex i;

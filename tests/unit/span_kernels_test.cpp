@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "qparity/numerics/fake_quant.h"
+#include "qparity/diff/compare.h"
 #include "qparity/numerics/span_kernels.h"
 
 namespace qparity {
@@ -140,6 +141,40 @@ TEST(SpanKernels, RequantizeEqualsEachSchemesScalarTail) {
     }
   }
   EXPECT_GT(saturated, 0) << "the inputs must reach the clamps";
+}
+
+}  // namespace
+}  // namespace qparity
+
+namespace qparity {
+namespace {
+
+// count_mismatches is the fast path of compare_paths' two counts: they must agree, with one
+// shared value table (floats follow bins) and with two different ones.
+TEST(Compare, CountMismatchesEqualsTheFullComparison) {
+  std::mt19937 rng(21);
+  std::uniform_int_distribution<int> bin(0, 255), coin(0, 3);
+  const Shape4 shape{1, 3, 7, 256};
+  std::array<float, 256> a{}, b{}, c{};
+  for (int i = 0; i < 256; ++i) {
+    a[static_cast<size_t>(i)] = static_cast<float>(i) * 0.01f;
+    b[static_cast<size_t>(i)] = static_cast<float>(i) * 0.0100001f;
+    c[static_cast<size_t>(i)] = static_cast<float>(i / 2);  // not injective
+  }
+  for (const auto* tables : {&a, &b, &c}) {
+    std::vector<uint8_t> x(static_cast<size_t>(shape.numel())), y(x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      x[i] = static_cast<uint8_t>(bin(rng));
+      y[i] = coin(rng) == 0 ? static_cast<uint8_t>(bin(rng)) : x[i];
+    }
+    const PathOutputs first{x, &a};
+    const PathOutputs second{y, tables};
+    const Comparison full = compare_paths(shape, first, second);
+    const MismatchCounts fast = count_mismatches(first, second);
+    EXPECT_EQ(fast.bins, full.bin_mismatch_count);
+    EXPECT_EQ(fast.floats, full.fp32_mismatch_count);
+    EXPECT_GT(fast.bins, 0);
+  }
 }
 
 }  // namespace

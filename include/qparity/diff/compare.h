@@ -48,4 +48,11 @@ struct PathOutputs {
 
 Comparison compare_paths(const Shape4& shape, PathOutputs expected, PathOutputs actual);
 
+// Only the two counts of compare_paths (what a fix verification needs), computed faster.
+struct MismatchCounts {
+  int64_t bins = 0;    // elements whose bins differ
+  int64_t floats = 0;  // elements whose float outputs differ
+};
+MismatchCounts count_mismatches(PathOutputs expected, PathOutputs actual);
+
 }  // namespace qparity
