@@ -14,7 +14,8 @@
 #   sh scripts/install-deps.sh --bench
 # It builds and installs nothing itself.
 #
-# Targets (issue "qparity core"): qparity >= 100x faster than the Python run (mean wall time) and
+# Targets: (diagnosis issue) `qparity` with diagnosis and fix verification within 2x of
+# `qparity --no-diagnosis`; (issue "qparity core"): qparity >= 100x faster than the Python run (mean wall time) and
 # <= 1/5 of its peak RSS. Exit status: 0 all targets met, 1 a target missed, 2 setup error.
 set -eu
 
@@ -84,7 +85,7 @@ done
 
 # ---- wall time: one hyperfine invocation, all commands ----------------------------------------
 # -N: no intermediate shell, so the millisecond-scale qparity runs carry no shell-spawn noise.
-set -- "$QP"
+set -- "$QP" "$QP --no-diagnosis"
 for e in $ENGINES; do set -- "$@" "$QP seed --backend $e"; done
 for e in $ENGINES; do set -- "$@" "$PY $SEED_PY --backend $e"; done
 hyperfine -N --ignore-failure --warmup 3 --min-runs "$MIN_RUNS" --style basic \
@@ -134,6 +135,11 @@ for q, p, label in pairs:
     tp, mp = tr >= time_target, mr <= mem_target
     ok = ok and tp and mp
     print(f"  {label:<26} time {tr:7.1f}x  {'PASS' if tp else 'FAIL'}   memory {mr:6.3f} (1/{1/mr:.0f})  {'PASS' if mp else 'FAIL'}")
+diag, plain = qp, f"{qp} --no-diagnosis"
+dr = ms(diag) / ms(plain)
+dp = dr <= 2.0
+ok = ok and dp
+print(f"  {'diagnosis + fixes overhead':<26} time {dr:7.2f}x of the experiment alone (target <= 2x)  {'PASS' if dp else 'FAIL'}")
 print()
 print("ALL TARGETS MET" if ok else "TARGET MISSED")
 sys.exit(0 if ok else 1)
