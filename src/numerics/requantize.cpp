@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/format.h"
 #include "qparity/numerics/quantize.h"
 
 namespace qparity {
@@ -25,7 +26,7 @@ RequantChannel prepare_qnnpack(const RequantInputs& in) {
   r.multiplier = r.accumulator_scale * inverse_output_scale;
   if (!(r.multiplier > 0.0f && std::isnormal(r.multiplier))) {
     throw std::invalid_argument("qnnpack: failed to create op with requantization scale: " +
-                                std::to_string(r.multiplier) +
+                                detail::g9(static_cast<double>(r.multiplier)) +
                                 ": requantization scale must be finite and positive");
   }
   r.lower_clamp = in.relu ? static_cast<int32_t>(in.output_zero_point) : 0;

@@ -292,6 +292,14 @@ std::vector<RequantChannel> conv2d_requant_channels(const BackendProfile& profil
     };
     result.push_back(prepare_requant(profile.requant, in));
   }
+  if (profile.checks_padded_unit_weight_scale) {
+    // The padding channels (weight scale 1.0) pass the same check; their constants are unused.
+    (void)prepare_requant(profile.requant, {.input_scale = a.input_scale,
+                                            .weight_scale = 1.0f,
+                                            .output_scale = a.output_scale,
+                                            .output_zero_point = a.output_zero_point,
+                                            .relu = a.relu});
+  }
   return result;
 }
 

@@ -112,6 +112,7 @@ std::optional<BackendProfile> make_backend_profile(std::string_view name, const 
   p.name = std::string(name);
   if (name == "qnnpack") {
     p.requant = RequantScheme::kQnnpackFp32;
+    p.checks_padded_unit_weight_scale = true;
     p.accumulation = AccumulationModel::kExactInt32;
     p.fused_fake_quant_rule = QParamRule::kAtenChooseQuantizationParams;
     p.verified_against_real_kernel = true;

@@ -102,6 +102,19 @@ TEST(Requantize, ReluClampsAtTheZeroPoint) {
   }
 }
 
+TEST(Conv2d, QnnpackAlsoChecksItsPaddingChannelsOfScaleOne) {
+  // Weight scale 1e30 keeps the real channel's multiplier normal, but a padding channel's
+  // f(1 * x_s) * f(1 / out_s) = 1e-39 is subnormal: real qnnpack refuses to create the op
+  // (PyTorch 1.13.1 QnnpackUtils.h make_zero_points_and_scales_tensor); onednn does not check.
+  const std::vector<uint8_t> x{1};
+  const std::vector<int8_t> w{1};
+  QuantizedConv2dArgs a{.input = x, .input_shape = {1, 1, 1, 1}, .input_scale = 1e-30f,
+                        .weight = w, .weight_shape = {1, 1, 1, 1}, .weight_scales = {1e30f},
+                        .weight_zero_points = {0}, .output_scale = 1e9f};
+  EXPECT_THROW(conv2d_quantized(profile("qnnpack", true), a), std::invalid_argument);
+  EXPECT_NO_THROW(conv2d_quantized(profile("onednn", true), a));
+}
+
 TEST(Requantize, QnnpackRefusesNonNormalMultipliers) {
   RequantInputs in{.input_scale = 1e-30f, .weight_scale = 1e-20f, .output_scale = 1.0f};
   EXPECT_THROW(prepare_requant(RequantScheme::kQnnpackFp32, in), std::invalid_argument);

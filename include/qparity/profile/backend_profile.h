@@ -65,6 +65,9 @@ struct BackendProfile {
   QParamRule fused_fake_quant_rule = QParamRule::kAtenChooseQuantizationParams;
   // The weight zero point must be 0 (onednn rejects others at prepack).
   bool requires_zero_weight_zero_point = false;
+  // qnnpack pads its per-channel weight scales with 8 entries of 1.0 and checks every
+  // requantization scale, so f(f(1 * x_s) * f(1 / out_s)) must be normal too (eq. 6.2b).
+  bool checks_padded_unit_weight_scale = false;
   // True when a parity test checks this profile against a real PyTorch kernel here.
   bool verified_against_real_kernel = false;
   // One sentence on where the semantics come from, printed in every report.
