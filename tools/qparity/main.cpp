@@ -15,11 +15,23 @@ namespace {
 
 constexpr int kUsageExitCode = 2;
 
+// The command line as a shell would need it typed: arguments with spaces or shell
+// characters are single-quoted, so reports can show a line that reproduces the run.
+std::string shell_quote(const std::string& arg) {
+  const bool plain = !arg.empty() && arg.find_first_not_of(
+                                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                         "0123456789-_=+,./:@%") == std::string::npos;
+  if (plain) return arg;
+  std::string quoted = "'";
+  for (const char ch : arg) quoted += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return quoted + "'";
+}
+
 std::string join_arguments(int argc, char** argv) {
   std::string line;
   for (int i = 0; i < argc; ++i) {
     if (i > 0) line += ' ';
-    line += argv[i];
+    line += shell_quote(argv[i]);
   }
   return line;
 }
