@@ -25,6 +25,7 @@ fonts-liberation or fonts-dejavu-core, for readable screenshots).
 import argparse
 import base64
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -65,7 +66,7 @@ def render(qparity, workdir, name, args, expect_codes):
                            f"(expected {expect_codes}): {proc.stderr.strip()}")
     if not path.is_file():
         raise RuntimeError(f"{' '.join(command)} wrote no {path}")
-    return path, " ".join(command)
+    return path, shlex.join(command)  # qparity shell-quotes the line it records
 
 
 def make_driver(user_data_dir):
