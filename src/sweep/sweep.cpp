@@ -207,36 +207,53 @@ void refine_boundaries(SweepResult& result, const SweepSpec& spec, const CpuFeat
     throw std::logic_error("refine_boundaries: unknown series " + label);
   };
   const auto total = static_cast<int64_t>(result.boundaries.size());
+  // A sampled interval may hold several outcome changes (A -> B -> C between two sampled k);
+  // each is bisected in turn, so the refined boundaries of an interval form a chain from its
+  // low outcome to its high one.
+  std::vector<std::vector<Boundary>> chains(static_cast<size_t>(total));
   std::atomic<int64_t> done{0};
   std::mutex progress_mutex;
   parallel_for(total, threads, [&](int64_t i) {
-    Boundary& b = result.boundaries[static_cast<size_t>(i)];
-    SeedOptions o = series_options(b.series);
-    int64_t lo = float_ordinal(static_cast<float>(b.k_low));
-    int64_t hi = float_ordinal(static_cast<float>(b.k_high));
-    std::string high_outcome = b.outcome_high;
-    // Invariant: k(lo) has outcome_low, k(hi) has a different outcome.
-    while (hi - lo > 1) {
-      const int64_t mid = lo + (hi - lo) / 2;
-      o.k = static_cast<double>(float_from_ordinal(mid));
-      const PointOutcome r = evaluate_point(o, cpu, spec.diagnose);
-      ++b.refinement_runs;
-      if (r.outcome == b.outcome_low) {
-        lo = mid;
-      } else {
-        hi = mid;
-        high_outcome = r.outcome;
+    const Boundary& sampled = result.boundaries[static_cast<size_t>(i)];
+    std::vector<Boundary>& chain = chains[static_cast<size_t>(i)];
+    SeedOptions o = series_options(sampled.series);
+    const int64_t end = float_ordinal(static_cast<float>(sampled.k_high));
+    int64_t lo = float_ordinal(static_cast<float>(sampled.k_low));
+    std::string low_outcome = sampled.outcome_low;
+    while (true) {
+      Boundary b{sampled.series, 0.0, 0.0, low_outcome, sampled.outcome_high, true, 0};
+      int64_t hi = end;
+      // Invariant: k(lo) has low_outcome, k(hi) has b.outcome_high, a different outcome.
+      while (hi - lo > 1) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        o.k = static_cast<double>(float_from_ordinal(mid));
+        PointOutcome r = evaluate_point(o, cpu, spec.diagnose);
+        ++b.refinement_runs;
+        if (r.outcome == low_outcome) {
+          lo = mid;
+        } else {
+          hi = mid;
+          b.outcome_high = std::move(r.outcome);
+        }
       }
+      b.k_low = static_cast<double>(float_from_ordinal(lo));
+      b.k_high = static_cast<double>(float_from_ordinal(hi));
+      chain.push_back(b);
+      // Done once the sampled high outcome is reached; otherwise go on from this change.
+      if (hi == end || b.outcome_high == sampled.outcome_high) break;
+      lo = hi;
+      low_outcome = b.outcome_high;
     }
-    b.k_low = static_cast<double>(float_from_ordinal(lo));
-    b.k_high = static_cast<double>(float_from_ordinal(hi));
-    b.outcome_high = high_outcome;
-    b.refined = true;
     if (progress) {
       const std::lock_guard lock(progress_mutex);
       progress(++done, total);
     }
   });
+  std::vector<Boundary> refined;
+  for (std::vector<Boundary>& chain : chains) {
+    for (Boundary& b : chain) refined.push_back(std::move(b));
+  }
+  result.boundaries = std::move(refined);
 }
 
 }  // namespace qparity

@@ -119,7 +119,12 @@ def _rows_identical(bins: np.ndarray) -> bool:
     return bool((bins == ref[None, None, None, :]).all())
 
 
-def run_seed(k: float, engine: str, observer: str, rows: int, knobs=None) -> dict:
+def run_seed(k: float, engine: str, observer: str, rows: int, knobs=None,
+             full_bins: bool = False) -> dict:
+    """The seed experiment in real PyTorch (layout in the module docstring). With
+    full_bins=True the result also has "full_bins": {"fake_quant": ndarray, "int8": ndarray},
+    every output bin of each path as int64 arrays of shape [1, 3, rows, 256] (not JSON-ready;
+    the other keys are unchanged). A refused configuration returns {"scenario", "error"} only."""
     if engine not in ENGINES:
         raise ValueError("engine must be one of %s, got %r" % (ENGINES, engine))
     if rows < 1:
@@ -223,7 +228,7 @@ def run_seed(k: float, engine: str, observer: str, rows: int, knobs=None) -> dic
     int8_path["bins_row"] = [int(v) for v in i8_bins[0, 0, 0, :]]
     key_order = ["bins_row", "weight_scale", "weight_zero_point", "input_scale", "input_zero_point",
                  "output_scale", "output_zero_point"]
-    return {
+    result = {
         "scenario": {"k": k, "backend": engine, "observer": observer, "rows": int(rows),
                      "knobs": knobs},
         "paths": {"fake_quant": {key: fq_path[key] for key in key_order},
@@ -237,6 +242,9 @@ def run_seed(k: float, engine: str, observer: str, rows: int, knobs=None) -> dic
             "rows_identical": _rows_identical(fq_bins) and _rows_identical(i8_bins),
         },
     }
+    if full_bins:
+        result["full_bins"] = {"fake_quant": fq_bins, "int8": i8_bins}
+    return result
 
 
 def main(argv=None) -> int:

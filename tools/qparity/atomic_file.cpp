@@ -72,11 +72,25 @@ std::unique_ptr<AtomicFile> reserve_output(const std::optional<std::string>& pat
   }
 }
 
+namespace {
+
+// Two spellings of one path ("o.out", "./o.out", "dir/../o.out") name the same file.
+bool same_file(const std::string& a, const std::string& b) {
+  std::error_code ea, eb;
+  // absolute() first: weakly_canonical leaves a relative path with no existing prefix as it is.
+  const auto ca = std::filesystem::weakly_canonical(std::filesystem::absolute(a, ea), ea);
+  const auto cb = std::filesystem::weakly_canonical(std::filesystem::absolute(b, eb), eb);
+  return (!ea && !eb) ? ca == cb : a == b;
+}
+
+}  // namespace
+
 void check_distinct_outputs(
     const std::vector<std::pair<const char*, std::optional<std::string>>>& outputs) {
   for (size_t i = 0; i < outputs.size(); ++i) {
     for (size_t j = i + 1; j < outputs.size(); ++j) {
-      if (outputs[i].second && outputs[j].second && *outputs[i].second == *outputs[j].second) {
+      if (outputs[i].second && outputs[j].second &&
+          same_file(*outputs[i].second, *outputs[j].second)) {
         throw std::invalid_argument(std::string(outputs[j].first) + ": '" + *outputs[j].second +
                                     "' is already the " + outputs[i].first + " file");
       }

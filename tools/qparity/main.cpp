@@ -89,7 +89,8 @@ int main(int argc, char** argv) {
       "Examples:\n"
       "  qparity sweep --k 0.001:1000:61 --log --backend qnnpack,onednn --observer fused,plain\n"
       "  qparity sweep --k 0.005:0.05:10 --log --refine --csv points.csv\n"
-      "Exit codes: 0 every point agrees bin for bin, 1 some point diverges, 2 error.");
+      "Exit codes: 0 every point agrees bin for bin, 1 some point diverges or is refused by the\n"
+      "engine, 2 error.");
   qparity::cli::add_sweep_options(*sweep, sweep_options);
   // Without a command qparity runs the seed experiment, so its options work there too.
   qparity::cli::add_seed_options(app, seed_options);

@@ -407,8 +407,10 @@ int run_sweep_command(const SweepCommandOptions& o, const std::string& command_l
     if (csv_file) csv_file->commit(render_csv(result));
     if (html_file) html_file->commit(render_sweep_html(spec, result, context));
     if (!budgets.empty()) return report_budgets("qparity sweep", context.budgets);
-    const bool all_agree = std::all_of(result.points.begin(), result.points.end(),
-                                       [](const SweepPoint& p) { return p.result.bin_mismatch_count == 0; });
+    // A refused configuration is no agreement: it counts like a diverging point.
+    const bool all_agree = std::all_of(result.points.begin(), result.points.end(), [](const SweepPoint& p) {
+      return p.result.bin_mismatch_count == 0 && !p.result.error;
+    });
     return all_agree ? 0 : 1;
   } catch (const std::invalid_argument& e) {
     std::cerr << "qparity sweep: error: " << e.what() << "\n";

@@ -28,7 +28,7 @@ struct SweepCommandOptions {
 
 void add_sweep_options(CLI::App& command, SweepCommandOptions& options);
 
-// Exit code: 0 every point agrees, 1 some point diverges, 2 error.
+// Exit code: 0 every point agrees, 1 some point diverges or is refused by the engine, 2 error.
 int run_sweep_command(const SweepCommandOptions& options, const std::string& command_line);
 
 }  // namespace qparity::cli

@@ -93,7 +93,9 @@ using SweepProgress = std::function<void(int64_t done, int64_t total)>;
 SweepResult run_sweep(const SweepSpec& spec, const CpuFeatures& cpu, int threads,
                       const SweepProgress& progress = {});
 
-// Bisects every boundary of `result` down to adjacent float32 values of k.
+// Bisects every boundary of `result` down to adjacent float32 values of k. A sampled interval
+// may hold several outcome changes (A -> B -> C); each is found in turn, so one sampled
+// boundary can become several refined ones, in k order.
 void refine_boundaries(SweepResult& result, const SweepSpec& spec, const CpuFeatures& cpu,
                        int threads, const SweepProgress& progress = {});
 
