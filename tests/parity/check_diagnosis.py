@@ -50,6 +50,9 @@ CONFIGS = [
      [("requantization_precision", "requantization")]),
     ("affine weights: no divergence", 1.0, "qnnpack", "fused",
      {"--weight-qscheme": "per_tensor_affine"}, []),
+    ("per-channel symmetric weights", 1.0, "onednn", "fused",
+     {"--weight-qscheme": "per_channel_symmetric", "--weight-pattern": "mixed"},
+     [("grid_mismatch", "weight")]),
 ]
 
 FLAG_TO_KNOB = {

@@ -51,6 +51,8 @@ KNOB_CASES = (
     {"weight_pattern": "mixed"},
     {"weight_observer_max": 1.0 * 127.5 / 127.0},
     {"weight_pattern": "dense"},
+    {"weight_qscheme": "per_channel_symmetric", "weight_pattern": "mixed"},
+    {"weight_qscheme": "per_channel_affine", "weight_pattern": "dense"},
     {"output_observer_max": 0.4},
     {"input_scale": 0.0039, "weight_scale": 0.0079, "output_scale": 0.0041},
     # Consistent grids with three products per output: only the integer kernel differs.

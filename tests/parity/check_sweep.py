@@ -41,7 +41,8 @@ import check_seed_parity as csp  # noqa: E402  (comparison helpers)
 ROWS = 4
 POINT_SWEEP = ["--k", "0.001:1000:61", "--log", "--backend", "qnnpack,onednn",
                "--observer", "fused,plain",
-               "--weight-qscheme", "per_tensor_symmetric,per_tensor_affine",
+               "--weight-qscheme",
+               "per_tensor_symmetric,per_tensor_affine,per_channel_symmetric,per_channel_affine",
                "--reduce-range", "off,on", "--weight-pattern", "identity,dense"]
 # Sweeps with boundaries to refine; the last ones have "agree" on one side of some boundaries.
 REFINE_SWEEPS = (
@@ -52,6 +53,8 @@ REFINE_SWEEPS = (
      "--reduce-range", "on"],
     ["--k", "0.01:10:12", "--log", "--backend", "qnnpack", "--observer", "fused,plain",
      "--weight-qscheme", "per_tensor_affine", "--weight-pattern", "dense"],
+    ["--k", "0.005:0.05:8", "--log", "--backend", "qnnpack,onednn", "--observer", "fused",
+     "--weight-qscheme", "per_channel_symmetric", "--weight-pattern", "mixed"],
 )
 THREAD_SWEEP = ["--k", "0.004:0.04:16", "--log", "--backend", "qnnpack,onednn",
                 "--observer", "fused,plain", "--weight-pattern", "identity,dense", "--refine"]
@@ -148,10 +151,10 @@ def check_points(binary, tmp, seed, n_points, chk):
                  "exit %d, stderr: %s" % (proc.returncode, proc.stderr.strip()))
         return {}
     points = doc["points"]
-    expected_points = 2 * 2 * 2 * 2 * 2 * 61
+    expected_points = 2 * 2 * 4 * 2 * 2 * 61  # backends, observers, qschemes, reduce_range, patterns, k
     if len(points) != expected_points:
         chk.fail("a. sweep has %d points, expected %d" % (len(points), expected_points))
-    want_rc = 1 if any(p["bin_mismatch_count"] for p in points) else 0
+    want_rc = 1 if any(p["bin_mismatch_count"] or p["error"] for p in points) else 0
     if proc.returncode != want_rc:
         chk.fail("a. sweep exit code %d, expected %d" % (proc.returncode, want_rc))
 

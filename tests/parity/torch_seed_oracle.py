@@ -65,9 +65,14 @@ def make_qconfig(observer: str, knobs=None):
         raise ValueError("observer must be one of %s, got %r" % (OBSERVERS, observer))
     activation = fq.with_args(observer=tq.MovingAverageMinMaxObserver,
                               quant_min=0, quant_max=255, reduce_range=knobs["reduce_range"])
-    weight = fq.with_args(observer=tq.MovingAverageMinMaxObserver,
-                          quant_min=knobs["weight_quant_min"], quant_max=127, dtype=torch.qint8,
-                          qscheme=getattr(torch, knobs["weight_qscheme"]))
+    per_channel = knobs["weight_qscheme"].startswith("per_channel")
+    weight_args = dict(quant_min=knobs["weight_quant_min"], quant_max=127, dtype=torch.qint8,
+                       qscheme=getattr(torch, knobs["weight_qscheme"]))
+    if per_channel:  # along the conv's output channels
+        weight = fq.with_args(observer=tq.MovingAveragePerChannelMinMaxObserver, ch_axis=0,
+                              **weight_args)
+    else:
+        weight = fq.with_args(observer=tq.MovingAverageMinMaxObserver, **weight_args)
     return tq.QConfig(activation=activation, weight=weight)
 
 
@@ -104,6 +109,14 @@ def hand_set_qparams(m, k: float, weight_min: float, weight_max: float, knobs=No
         (m.quant.activation_post_process, pick("input_scale", 1.0 / 255.0), 0.0, 1.0),
     )
     for module, scale, low, high in targets:
+        if isinstance(low, list):
+            # Per-channel weights (qparity's generalisation of the seed): one observer range per
+            # output channel, the hand-set scale repeated, zero points starting at 0.
+            module.scale = torch.Tensor([scale] * len(low))
+            module.zero_point = torch.zeros(len(low), dtype=torch.int)
+            module.activation_post_process.min_val = torch.tensor(low)
+            module.activation_post_process.max_val = torch.tensor(high)
+            continue
         module.scale = torch.Tensor([scale])
         module.activation_post_process.min_val = torch.tensor(low)
         module.activation_post_process.max_val = torch.tensor(high)
@@ -141,10 +154,17 @@ def run_seed(k: float, engine: str, observer: str, rows: int, knobs=None,
         model.conv.bias = nn.Parameter(torch.zeros_like(model.conv.bias))
         matrix = torch.tensor(WEIGHT_MATRICES[knobs["weight_pattern"]])
         model.conv.weight = nn.Parameter(k * matrix.reshape(model.conv.weight.shape))
-        weight_min = min(0.0, float(model.conv.weight.min()))
-        weight_max = max(0.0, float(model.conv.weight.max()))
-        if knobs["weight_observer_max"] is not None:
-            weight_max = float(knobs["weight_observer_max"])
+        if knobs["weight_qscheme"].startswith("per_channel"):
+            rows_of_w = model.conv.weight.detach().reshape(3, -1)
+            weight_min = [min(0.0, float(r.min())) for r in rows_of_w]
+            weight_max = [max(0.0, float(r.max())) for r in rows_of_w]
+            if knobs["weight_observer_max"] is not None:
+                weight_max = [float(knobs["weight_observer_max"])] * 3
+        else:
+            weight_min = min(0.0, float(model.conv.weight.min()))
+            weight_max = max(0.0, float(model.conv.weight.max()))
+            if knobs["weight_observer_max"] is not None:
+                weight_max = float(knobs["weight_observer_max"])
         tq.fuse_modules(model, [["conv", "act"]], inplace=True)
 
         m = tq.prepare_qat(model).train()
@@ -198,9 +218,13 @@ def run_seed(k: float, engine: str, observer: str, rows: int, knobs=None,
                     "error": str(e).splitlines()[0]}
 
     qw = mq.conv.weight()
+    if qw.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+        w_scale0, w_zp0 = float(qw.q_per_channel_scales()[0]), int(qw.q_per_channel_zero_points()[0])
+    else:
+        w_scale0, w_zp0 = qw.q_scale(), qw.q_zero_point()
     int8_path = {
-        "weight_scale": f32(qw.q_scale()),
-        "weight_zero_point": int(qw.q_zero_point()),
+        "weight_scale": f32(w_scale0),
+        "weight_zero_point": int(w_zp0),
         "input_scale": f32(float(mq.quant.scale)),
         "input_zero_point": int(mq.quant.zero_point),
         "output_scale": f32(out_q.q_scale()),
@@ -254,7 +278,8 @@ def main(argv=None) -> int:
     ap.add_argument("--observer", choices=OBSERVERS, default="fused")
     ap.add_argument("--rows", type=int, default=256)
     ap.add_argument("--weight-qscheme", default="per_tensor_symmetric",
-                    choices=("per_tensor_symmetric", "per_tensor_affine"))
+                    choices=("per_tensor_symmetric", "per_tensor_affine", "per_channel_symmetric",
+                             "per_channel_affine"))
     ap.add_argument("--weight-quant-min", type=int, default=-128)
     ap.add_argument("--reduce-range", action="store_true")
     ap.add_argument("--weight-pattern", default="identity", choices=tuple(WEIGHT_MATRICES))
