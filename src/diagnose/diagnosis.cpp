@@ -281,17 +281,30 @@ QPARITY_MULTIVERSION
 void mark_differences(const PathRun& a, const PathRun& b, std::vector<uint8_t>& differs) {
   const size_t n = a.bins.size();
   differs.resize(n);
-  const uint8_t* qa = a.bins.data();
-  const uint8_t* qb = b.bins.data();
+  // Raw restrict pointers: a byte store through the vector could alias its own pointers, which
+  // would keep the compiler from vectorizing.
+  const uint8_t* __restrict qa = a.bins.data();
+  const uint8_t* __restrict qb = b.bins.data();
+  uint8_t* __restrict out = differs.data();
   if (values_follow_bins(a, b)) {
-    for (size_t i = 0; i < n; ++i) differs[i] = static_cast<uint8_t>(qa[i] != qb[i]);
+    for (size_t i = 0; i < n; ++i) out[i] = static_cast<uint8_t>(qa[i] != qb[i]);
     return;
   }
   const float* va = a.value_of_bin.data();
   const float* vb = b.value_of_bin.data();
   for (size_t i = 0; i < n; ++i) {
-    differs[i] = static_cast<uint8_t>((qa[i] != qb[i]) | (va[qa[i]] != vb[qb[i]]));
+    out[i] = static_cast<uint8_t>((qa[i] != qb[i]) | (va[qa[i]] != vb[qb[i]]));
   }
+}
+
+// How many flags are set (a local sum: accumulating into a struct member through a byte loop
+// would be reloaded and stored on every element).
+QPARITY_MULTIVERSION
+int64_t count_set(const std::vector<uint8_t>& flags) {
+  const uint8_t* __restrict f = flags.data();
+  int64_t count = 0;
+  for (size_t i = 0; i < flags.size(); ++i) count += f[i];
+  return count;
 }
 
 // Elements still open that `changed` marks are explained now: counts them (and those whose
@@ -306,22 +319,24 @@ Explained close_explained(std::vector<uint8_t>& open, const std::vector<uint8_t>
                           const PathRun& fake_quant, const PathRun& int8) {
   Explained e;
   const size_t n = open.size();
-  const uint8_t* qa = fake_quant.bins.data();
-  const uint8_t* qb = int8.bins.data();
+  const uint8_t* __restrict qa = fake_quant.bins.data();
+  const uint8_t* __restrict qb = int8.bins.data();
+  const uint8_t* __restrict hit_if = changed.data();
+  uint8_t* __restrict still_open = open.data();
   int64_t elements = 0, bins = 0;
   for (size_t i = 0; i < n; ++i) {
-    const auto hit = static_cast<uint8_t>(open[i] & changed[i]);
+    const auto hit = static_cast<uint8_t>(still_open[i] & hit_if[i]);
     elements += hit;
     bins += hit & static_cast<uint8_t>(qa[i] != qb[i]);
   }
   if (elements > 0) {
     for (size_t i = 0; i < n; ++i) {
-      if (open[i] & changed[i]) {
+      if (still_open[i] & hit_if[i]) {
         e.first = i;
         break;
       }
     }
-    for (size_t i = 0; i < n; ++i) open[i] = static_cast<uint8_t>(open[i] & ~changed[i]);
+    for (size_t i = 0; i < n; ++i) still_open[i] = static_cast<uint8_t>(still_open[i] & ~hit_if[i]);
   }
   e.elements = elements;
   e.bin_mismatches = bins;
@@ -346,6 +361,16 @@ std::string_view to_string(DivergenceClass c) {
   return "?";
 }
 
+std::vector<std::string> points_with_differing_grids(const SeedResult& r) {
+  std::vector<std::string> points;
+  const PathGrids a = r.fake_quant.grids();
+  const PathGrids b = r.int8.grids();
+  for (int p = 0; p < kPointCount; ++p) {
+    if (!same_point(a, b, p)) points.push_back(point_at(r.fake_quant, p).name);
+  }
+  return points;
+}
+
 Diagnosis diagnose(const SeedExperiment& experiment, const SeedResult& r) {
   Diagnosis d;
   const Shape4 shape = r.output_shape;
@@ -353,7 +378,7 @@ Diagnosis diagnose(const SeedExperiment& experiment, const SeedResult& r) {
   const PathRun& target = r.int8.run;
   std::vector<uint8_t> open;  // mismatching, not yet explained
   mark_differences(r.fake_quant.run, target, open);
-  for (const uint8_t o : open) d.mismatched_elements += o;
+  d.mismatched_elements = count_set(open);
   d.paths_agree = d.mismatched_elements == 0;
   if (d.paths_agree) {
     for (int p = 0; p < kPointCount; ++p) {
@@ -397,8 +422,9 @@ Diagnosis diagnose(const SeedExperiment& experiment, const SeedResult& r) {
 
   // Kernel step: what still differs is due to the integer kernel itself.
   std::map<DivergenceClass, Finding> kernel;
-  mark_differences(previous, target, changed);
-  for (size_t i = 0; i < n; ++i) {
+  const int64_t still_open = count_set(open);
+  if (still_open > 0) mark_differences(previous, target, changed);
+  for (size_t i = 0; still_open > 0 && i < n; ++i) {
     if (!(open[i] & changed[i])) continue;
     const ElementIndex e = unravel(shape, static_cast<int64_t>(i));
     std::string detail;
@@ -418,7 +444,7 @@ Diagnosis diagnose(const SeedExperiment& experiment, const SeedResult& r) {
   }
   for (auto& [c, f] : kernel) d.findings.push_back(std::move(f));
   if (!d.findings.empty()) d.first_parting_point = d.findings.front().point;
-  for (size_t i = 0; i < n; ++i) d.unexplained_elements += open[i];
+  d.unexplained_elements = count_set(open);
   return d;
 }
 

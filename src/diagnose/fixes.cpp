@@ -14,9 +14,8 @@
 namespace qparity {
 namespace {
 
-bool has_finding_at(const Diagnosis& d, const std::string& point) {
-  return std::any_of(d.findings.begin(), d.findings.end(),
-                     [&](const Finding& f) { return f.point == point; });
+bool contains(const std::vector<std::string>& points, const std::string& point) {
+  return std::find(points.begin(), points.end(), point) != points.end();
 }
 
 bool rules_differ(const QuantPoint& a, const QuantPoint& b) {
@@ -36,16 +35,25 @@ void add(std::vector<FixCandidate>& out, FixCandidate c) {
 
 std::vector<FixCandidate> propose_fixes(const SeedExperiment& experiment, const SeedResult& r,
                                         const Diagnosis& d) {
+  if (d.paths_agree) return {};
+  std::vector<std::string> points;
+  for (const Finding& f : d.findings) points.push_back(f.point);
+  return propose_fixes_for_points(experiment, r, points);
+}
+
+std::vector<FixCandidate> propose_fixes_for_points(const SeedExperiment& experiment,
+                                                   const SeedResult& r,
+                                                   const std::vector<std::string>& parted) {
   std::vector<FixCandidate> out;
-  if (d.paths_agree) return out;
   const SeedOptions& base = experiment.options();
+  auto has_finding_at = [&](const std::string& point) { return contains(parted, point); };
   const std::vector<std::pair<const QuantPoint*, const QuantPoint*>> points{
       {&r.fake_quant.input, &r.int8.input},
       {&r.fake_quant.weight, &r.int8.weight},
       {&r.fake_quant.output, &r.int8.output}};
 
   for (const auto& [fq, q8] : points) {
-    if (!has_finding_at(d, fq->name)) continue;
+    if (!has_finding_at(fq->name)) continue;
     // FakeQuantize honours hand-set scales: hand-set the value convert() will compute.
     if (base.observer == ObserverKind::kPlain && !fq->used.derivation && fq->channels.empty() &&
         fq->used.grid.scale != q8->used.grid.scale && fq->used.grid.zero_point == q8->used.grid.zero_point) {
@@ -77,7 +85,7 @@ std::vector<FixCandidate> propose_fixes(const SeedExperiment& experiment, const 
     }
   }
 
-  if (has_finding_at(d, "weight") && is_symmetric(base.weight_qscheme)) {
+  if (has_finding_at("weight") && is_symmetric(base.weight_qscheme)) {
     const float max_abs = std::max(std::fabs(r.int8.weight.used.derivation->min_val),
                                    std::fabs(r.int8.weight.used.derivation->max_val));
     const double half_range = static_cast<double>(base.weight_quant_max - base.weight_quant_min) / 2.0;
@@ -124,7 +132,7 @@ std::vector<FixCandidate> propose_fixes(const SeedExperiment& experiment, const 
     add(out, std::move(c));
   }
 
-  if (has_finding_at(d, "requantization")) {
+  if (has_finding_at("requantization")) {
     for (std::string_view name : backend_names()) {
       if (name == base.backend) continue;
       FixCandidate c{"deploy on the " + std::string(name) + " engine instead of " + base.backend,
@@ -139,7 +147,21 @@ std::vector<FixCandidate> propose_fixes(const SeedExperiment& experiment, const 
 
 std::vector<VerifiedFix> verify_fixes(const std::vector<FixCandidate>& candidates,
                                       const SeedResult& original, const CpuFeatures& cpu) {
+  std::vector<VerifiedFix> out = rerun_fixes(candidates, cpu);
+  settle_parity(out, original);
+  return out;
+}
+
+void settle_parity(std::vector<VerifiedFix>& fixes, const SeedResult& original) {
   const bool float_only = original.compare.bin_mismatch_count == 0;
+  for (VerifiedFix& v : fixes) {
+    v.verified_parity = !v.error && v.bin_mismatch_count == 0 &&
+                        (!float_only || v.fp32_mismatch_count == 0);
+  }
+}
+
+std::vector<VerifiedFix> rerun_fixes(const std::vector<FixCandidate>& candidates,
+                                     const CpuFeatures& cpu) {
   std::vector<VerifiedFix> out(candidates.size());
   std::atomic<size_t> next{0};
   auto worker = [&] {
@@ -149,13 +171,10 @@ std::vector<VerifiedFix> verify_fixes(const std::vector<FixCandidate>& candidate
       try {
         // The whole experiment again with the change, every element of both paths; only the
         // mismatch counts are needed from the comparison.
-        const SeedExperiment experiment(candidates[i].options, cpu);
-        const PathRun fake_quant = experiment.run_fake_quant(experiment.derive_fake_quant_points().grids());
-        const PathRun int8 = experiment.run_int8(experiment.derive_int8_points().grids());
-        const MismatchCounts counts = count_mismatches(fake_quant.outputs(), int8.outputs());
+        const MismatchCounts counts =
+            SeedExperiment(candidates[i].options, cpu).count_path_mismatches();
         v.bin_mismatch_count = counts.bins;
         v.fp32_mismatch_count = counts.floats;
-        v.verified_parity = counts.bins == 0 && (!float_only || counts.floats == 0);
       } catch (const std::exception& e) {
         v.error = e.what();
       }

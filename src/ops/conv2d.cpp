@@ -62,6 +62,20 @@ bool is_pointwise(const Shape4& weight, const Conv2dGeometry& g) {
          g.pad_w == 0;
 }
 
+// One output plane of the pointwise float conv with the channel count known at compile time,
+// so each element is computed in one pass: the same operations as the reference, in its order.
+template <int kChannels>
+void pointwise_float_plane(const float* const* x, const float* w, const float* bias, bool relu,
+                           float* y, size_t plane) {
+  for (size_t p = 0; p < plane; ++p) {
+    float sum = 0.0f;
+    for (int c = 0; c < kChannels; ++c) sum += x[c][p] * w[c];
+    if (bias != nullptr) sum += *bias;
+    if (relu) sum = std::max(sum, 0.0f);
+    y[p] = sum;
+  }
+}
+
 // Fast pointwise float conv: per output element the same float operations, in the same order,
 // as the reference (0, + x*w per channel, + bias, ReLU); proven identical in conv2d_test.cpp.
 QPARITY_MULTIVERSION
@@ -69,25 +83,49 @@ void conv2d_float_pointwise(const FloatConv2dArgs& a, const Shape4& out, std::ve
   const auto plane = static_cast<size_t>(out.h * out.w);
   const int64_t group_channels = a.input_shape.c / a.geometry.groups;
   const int64_t outputs_per_group = a.weight_shape.n / a.geometry.groups;
+  std::vector<const float*> x(static_cast<size_t>(group_channels));
   for (int64_t n = 0; n < out.n; ++n) {
     for (int64_t m = 0; m < out.c; ++m) {
       float* y = result.data() + static_cast<size_t>(n * out.c + m) * plane;
-      std::fill(y, y + plane, 0.0f);
       const int64_t first_channel = (m / outputs_per_group) * group_channels;
       for (int64_t cg = 0; cg < group_channels; ++cg) {
-        const float w = a.weight[static_cast<size_t>(m * group_channels + cg)];
-        const float* x =
+        x[static_cast<size_t>(cg)] =
             a.input.data() + static_cast<size_t>(n * a.input_shape.c + first_channel + cg) * plane;
-        for (size_t p = 0; p < plane; ++p) y[p] += x[p] * w;
       }
-      if (!a.bias.empty()) {
-        const float b = a.bias[static_cast<size_t>(m)];
-        for (size_t p = 0; p < plane; ++p) y[p] += b;
+      const float* w = a.weight.data() + static_cast<size_t>(m * group_channels);
+      const float* b = a.bias.empty() ? nullptr : &a.bias[static_cast<size_t>(m)];
+      switch (group_channels) {
+        case 1: pointwise_float_plane<1>(x.data(), w, b, a.relu, y, plane); continue;
+        case 2: pointwise_float_plane<2>(x.data(), w, b, a.relu, y, plane); continue;
+        case 3: pointwise_float_plane<3>(x.data(), w, b, a.relu, y, plane); continue;
+        case 4: pointwise_float_plane<4>(x.data(), w, b, a.relu, y, plane); continue;
+        default: break;
+      }
+      std::fill(y, y + plane, 0.0f);
+      for (int64_t cg = 0; cg < group_channels; ++cg) {
+        const float wc = w[cg];
+        const float* xc = x[static_cast<size_t>(cg)];
+        for (size_t p = 0; p < plane; ++p) y[p] += xc[p] * wc;
+      }
+      if (b != nullptr) {
+        for (size_t p = 0; p < plane; ++p) y[p] += *b;
       }
       if (a.relu) {
         for (size_t p = 0; p < plane; ++p) y[p] = std::max(y[p], 0.0f);
       }
     }
+  }
+}
+
+template <int kChannels>
+void pointwise_accumulator_plane(const uint8_t* const* x, const int32_t* w, int32_t x_zp,
+                                 uint32_t* sum, size_t plane) {
+  for (size_t p = 0; p < plane; ++p) {
+    uint32_t s = 0;
+    for (int c = 0; c < kChannels; ++c) {
+      s += static_cast<uint32_t>((static_cast<int32_t>(x[c][p]) - x_zp) * w[c]);
+    }
+    sum[p] = s;
   }
 }
 
@@ -100,18 +138,31 @@ void conv2d_accumulators_pointwise(const QuantizedConv2dArgs& a, const Shape4& o
   const int64_t outputs_per_group = a.weight_shape.n / a.geometry.groups;
   const bool per_channel = a.weight_zero_points.size() > 1;
   const auto x_zp = static_cast<int32_t>(a.input_zero_point);
+  std::vector<const uint8_t*> x(static_cast<size_t>(group_channels));
+  std::vector<int32_t> w(static_cast<size_t>(group_channels));
   for (int64_t n = 0; n < out.n; ++n) {
     for (int64_t m = 0; m < out.c; ++m) {
       auto* sum = reinterpret_cast<uint32_t*>(acc.data()) + static_cast<size_t>(n * out.c + m) * plane;
-      std::fill(sum, sum + plane, 0u);
       const auto w_zp = static_cast<int32_t>(a.weight_zero_points[per_channel ? static_cast<size_t>(m) : 0]);
       const int64_t first_channel = (m / outputs_per_group) * group_channels;
       for (int64_t cg = 0; cg < group_channels; ++cg) {
-        const int32_t w = a.weight[static_cast<size_t>(m * group_channels + cg)] - w_zp;
-        const uint8_t* x =
+        w[static_cast<size_t>(cg)] = a.weight[static_cast<size_t>(m * group_channels + cg)] - w_zp;
+        x[static_cast<size_t>(cg)] =
             a.input.data() + static_cast<size_t>(n * a.input_shape.c + first_channel + cg) * plane;
+      }
+      switch (group_channels) {
+        case 1: pointwise_accumulator_plane<1>(x.data(), w.data(), x_zp, sum, plane); continue;
+        case 2: pointwise_accumulator_plane<2>(x.data(), w.data(), x_zp, sum, plane); continue;
+        case 3: pointwise_accumulator_plane<3>(x.data(), w.data(), x_zp, sum, plane); continue;
+        case 4: pointwise_accumulator_plane<4>(x.data(), w.data(), x_zp, sum, plane); continue;
+        default: break;
+      }
+      std::fill(sum, sum + plane, 0u);
+      for (int64_t cg = 0; cg < group_channels; ++cg) {
+        const int32_t wc = w[static_cast<size_t>(cg)];
+        const uint8_t* xc = x[static_cast<size_t>(cg)];
         for (size_t p = 0; p < plane; ++p) {
-          sum[p] += static_cast<uint32_t>((static_cast<int32_t>(x[p]) - x_zp) * w);
+          sum[p] += static_cast<uint32_t>((static_cast<int32_t>(xc[p]) - x_zp) * wc);
         }
       }
     }

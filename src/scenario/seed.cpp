@@ -332,32 +332,40 @@ std::array<float, 256> dequantized_bin_values(const QuantGrid& g) {
 
 }  // namespace
 
-PathRun SeedExperiment::run_fake_quant(const PathGrids& g) const {
+std::vector<float> SeedExperiment::fake_quantized_weight(const PathGrids& g) const {
   std::vector<float> w_fq(weight_.size());
   for (size_t i = 0; i < weight_.size(); ++i) {
     w_fq[i] = fake_quantize_value(weight_[i], g.weight_of(static_cast<int64_t>(i) / kSeedChannels));
   }
+  return w_fq;
+}
+
+void SeedExperiment::fake_quant_block(const PathGrids& g, const std::vector<float>& w_fq,
+                                      int64_t row, int64_t rows, BlockScratch& s) const {
+  input_rows(row, rows, s.x);
+  s.x_fq.resize(s.x.size());
+  fake_quantize_span(s.x, g.input, s.x_fq, {});
+  conv2d_float({.input = s.x_fq,
+                .input_shape = {1, kSeedChannels, rows, kSeedWidth},
+                .weight = w_fq,
+                .weight_shape = weight_shape_,
+                .bias = bias_,
+                .relu = true},
+               s.y);
+  s.bins.resize(s.y.size());
+  fake_quant_bins_span(s.y, g.output, s.bins);
+}
+
+PathRun SeedExperiment::run_fake_quant(const PathGrids& g) const {
+  const std::vector<float> w_fq = fake_quantized_weight(g);
   PathRun run;
   run.bins.resize(static_cast<size_t>(input_shape_.numel()));
   run.value_of_bin = fake_quant_bin_values(g.output);
-  std::vector<float> x, x_fq, y, values;
-  std::vector<uint8_t> bins;
+  BlockScratch s;
   for (int64_t row = 0; row < input_shape_.h; row += kRowsPerBlock) {
     const int64_t rows = std::min(kRowsPerBlock, input_shape_.h - row);
-    input_rows(row, rows, x);
-    x_fq.resize(x.size());
-    fake_quantize_span(x, g.input, x_fq, {});
-    conv2d_float({.input = x_fq,
-                  .input_shape = {1, kSeedChannels, rows, kSeedWidth},
-                  .weight = w_fq,
-                  .weight_shape = weight_shape_,
-                  .bias = bias_,
-                  .relu = true},
-                 y);
-    values.resize(y.size());
-    bins.resize(y.size());
-    fake_quantize_span(y, g.output, values, bins);
-    scatter_block(bins, input_shape_, row, rows, run.bins);
+    fake_quant_block(g, w_fq, row, rows, s);
+    scatter_block(s.bins, input_shape_, row, rows, run.bins);
   }
   return run;
 }
@@ -416,28 +424,50 @@ QuantizedConv2dArgs int8_conv_args(const std::vector<uint8_t>& x_q, const Shape4
 
 }  // namespace
 
+void SeedExperiment::int8_block(const PathGrids& g, const std::vector<int8_t>& w_q, int64_t row,
+                                int64_t rows, BlockScratch& s) const {
+  // The converted QuantStub: quantize_per_tensor(x, scale, zp, quint8).
+  input_rows(row, rows, s.x);
+  s.x_q.resize(s.x.size());
+  quantize_span(s.x, storage_grid(g.input, QDType::kQUInt8), s.x_q);
+  conv2d_quantized(profile_,
+                   int8_conv_args(s.x_q, {1, kSeedChannels, rows, kSeedWidth}, w_q, weight_shape_,
+                                  bias_, g),
+                   s.bins, s.accumulators);
+}
+
 PathRun SeedExperiment::run_int8(const PathGrids& g) const {
   const std::vector<int8_t> w_q = quantize_weight(g);
-  // The converted QuantStub: quantize_per_tensor(x, scale, zp, quint8).
-  const QuantGrid in_grid = storage_grid(g.input, QDType::kQUInt8);
   PathRun run;
   run.bins.resize(static_cast<size_t>(input_shape_.numel()));
   run.value_of_bin = dequantized_bin_values(g.output);
-  std::vector<float> x;
-  std::vector<uint8_t> x_q, bins;
-  std::vector<int32_t> accumulators;
+  BlockScratch s;
   for (int64_t row = 0; row < input_shape_.h; row += kRowsPerBlock) {
     const int64_t rows = std::min(kRowsPerBlock, input_shape_.h - row);
-    input_rows(row, rows, x);
-    x_q.resize(x.size());
-    quantize_span(x, in_grid, x_q);
-    conv2d_quantized(profile_,
-                     int8_conv_args(x_q, {1, kSeedChannels, rows, kSeedWidth}, w_q, weight_shape_,
-                                    bias_, g),
-                     bins, accumulators);
-    scatter_block(bins, input_shape_, row, rows, run.bins);
+    int8_block(g, w_q, row, rows, s);
+    scatter_block(s.bins, input_shape_, row, rows, run.bins);
   }
   return run;
+}
+
+MismatchCounts SeedExperiment::count_path_mismatches() const {
+  const PathGrids fq = derive_fake_quant_points().grids();
+  const PathGrids q8 = derive_int8_points().grids();
+  const std::vector<float> w_fq = fake_quantized_weight(fq);
+  const std::vector<int8_t> w_q = quantize_weight(q8);
+  const std::array<float, 256> fq_values = fake_quant_bin_values(fq.output);
+  const std::array<float, 256> q8_values = dequantized_bin_values(q8.output);
+  BlockScratch a, b;
+  MismatchCounts total;
+  for (int64_t row = 0; row < input_shape_.h; row += kRowsPerBlock) {
+    const int64_t rows = std::min(kRowsPerBlock, input_shape_.h - row);
+    fake_quant_block(fq, w_fq, row, rows, a);
+    int8_block(q8, w_q, row, rows, b);
+    const MismatchCounts block = count_mismatches({a.bins, &fq_values}, {b.bins, &q8_values});
+    total.bins += block.bins;
+    total.floats += block.floats;
+  }
+  return total;
 }
 
 ElementTrace SeedExperiment::trace_fake_quant(const PathGrids& g, const ElementIndex& e) const {

@@ -286,7 +286,8 @@ TEST(Conv2d, PointwiseFastKernelsEqualTheReference) {
   std::uniform_int_distribution<int> u8(0, 255), s8(-128, 127);
   for (int trial = 0; trial < 40; ++trial) {
     const int64_t groups = 1 + trial % 3;
-    const Shape4 in{1 + trial % 2, 2 * groups * (1 + trial % 2), 3 + trial % 4, 5 + trial % 3};
+    // 1 to 5 input channels per group: the unrolled kernels (1-4) and the general loop.
+    const Shape4 in{1 + trial % 2, groups * (1 + trial % 5), 3 + trial % 4, 5 + trial % 3};
     const Shape4 wt{groups * (1 + trial % 3), in.c / groups, 1, 1};
     std::vector<float> xf(static_cast<size_t>(in.numel())), wf(static_cast<size_t>(wt.numel()));
     std::vector<float> bias(static_cast<size_t>(wt.n));

@@ -141,3 +141,28 @@ TEST(Trace, AgreesWithTheBulkRunEverywhere) {
 
 }  // namespace
 }  // namespace qparity
+
+namespace qparity {
+namespace {
+
+// The block-by-block counting a fix verification uses equals the full run's comparison.
+TEST(Fixes, CountPathMismatchesEqualsTheFullRun) {
+  for (const SeedOptions& o :
+       {SeedOptions{.backend = "qnnpack", .rows = 20}, SeedOptions{.k = 0.3, .backend = "onednn",
+                                                                   .observer = ObserverKind::kPlain,
+                                                                   .rows = 17},
+        SeedOptions{.k = 0.01, .backend = "fbgemm", .rows = 33,
+                    .weight_qscheme = QScheme::kPerChannelSymmetric,
+                    .weight_pattern = WeightPattern::kDense}}) {
+    CpuFeatures cpu;
+    cpu.avx512_vnni = true;
+    const SeedExperiment e(o, cpu);
+    const SeedResult r = run_experiment(e);
+    const MismatchCounts c = e.count_path_mismatches();
+    EXPECT_EQ(c.bins, r.compare.bin_mismatch_count);
+    EXPECT_EQ(c.floats, r.compare.fp32_mismatch_count);
+  }
+}
+
+}  // namespace
+}  // namespace qparity

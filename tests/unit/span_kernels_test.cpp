@@ -62,7 +62,10 @@ TEST(SpanKernels, FakeQuantizeEqualsEq41) {
     std::vector<uint8_t> bins(x.size());
     fake_quantize_span(x, g, values, bins);
     fake_quantize_span(x, g, values_only, {});
+    std::vector<uint8_t> bins_only(x.size());
+    fake_quant_bins_span(x, g, bins_only);
     for (size_t i = 0; i < x.size(); ++i) {
+      ASSERT_EQ(bins_only[i], fake_quant_bin(x[i], g)) << x[i];
       ASSERT_EQ(bits(values[i]), bits(fake_quantize_value(x[i], g))) << x[i] << " scale " << g.scale;
       ASSERT_EQ(bits(values_only[i]), bits(values[i]));
       ASSERT_EQ(bins[i], fake_quant_bin(x[i], g)) << x[i];

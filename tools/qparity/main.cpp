@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   // re-runs the experiment several times, and fresh pages cost more than the arithmetic.
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  mallopt(M_ARENA_MAX, 1);  // threads reuse the same warm heap (few, large allocations)
   CLI::App app{
       "qparity: compare a fake-quantized (QAT) model with its converted int8 twin, bin for bin,\n"
       "with numerics emulating PyTorch 1.13.1's kernels (qnnpack, onednn; fbgemm from source).\n"

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include <new>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 
 #include "atomic_file.h"
 #include "html_report.h"
@@ -221,6 +223,66 @@ void add_seed_options(CLI::App& command, SeedCommandOptions& o) {
       ->type_name("FILE");
 }
 
+namespace {
+
+// Re-runs, on the side, the fixes for the points whose grids differ: they need only the
+// experiment's qparams, so they run while the experiment itself and the diagnosis do.
+class EarlyFixes {
+ public:
+  EarlyFixes(const SeedExperiment& experiment, const CpuFeatures& cpu) {
+    SeedResult qparams;
+    qparams.fake_quant = experiment.derive_fake_quant_points();
+    qparams.int8 = experiment.derive_int8_points();
+    std::vector<FixCandidate> candidates =
+        propose_fixes_for_points(experiment, qparams, points_with_differing_grids(qparams));
+    thread_ = std::thread([this, candidates = std::move(candidates), cpu] {
+      fixes_ = rerun_fixes(candidates, cpu);
+    });
+  }
+  ~EarlyFixes() {
+    if (thread_.joinable()) thread_.join();
+  }
+  EarlyFixes(const EarlyFixes&) = delete;
+  EarlyFixes& operator=(const EarlyFixes&) = delete;
+
+  std::vector<VerifiedFix> take() {
+    thread_.join();
+    return std::move(fixes_);
+  }
+
+ private:
+  std::vector<VerifiedFix> fixes_;
+  std::thread thread_;
+};
+
+// The diagnosis, its verified fixes and the first mismatch's trace. The reported fixes are
+// those the diagnosis's findings call for, each verified by a full re-run (most were already
+// re-run by `early`).
+Explanation explain_run(const SeedExperiment& experiment, const SeedResult& result,
+                        const CpuFeatures& cpu, EarlyFixes& early_fixes) {
+  Explanation e{diagnose(experiment, result), {}, {}};
+  std::vector<VerifiedFix> early = early_fixes.take();
+  std::vector<FixCandidate> late;
+  for (FixCandidate& c : propose_fixes(experiment, result, e.diagnosis)) {
+    const auto done = std::find_if(early.begin(), early.end(), [&](const VerifiedFix& v) {
+      return v.candidate.change == c.change;
+    });
+    if (done != early.end()) {
+      e.fixes.push_back(*done);
+    } else {
+      late.push_back(std::move(c));
+    }
+  }
+  for (VerifiedFix& v : rerun_fixes(late, cpu)) e.fixes.push_back(std::move(v));
+  settle_parity(e.fixes, result);
+  if (result.compare.first_mismatch) {
+    e.trace = explain_element(experiment, result, result.compare.first_mismatch->index);
+  }
+  return e;
+}
+
+}  // namespace
+
 int run_seed_command(const SeedCommandOptions& raw, const std::string& command_line) {
   try {
     const SeedOptions options = parse_seed_options(raw);
@@ -230,16 +292,11 @@ int run_seed_command(const SeedCommandOptions& raw, const std::string& command_l
     std::unique_ptr<AtomicFile> html_file = reserve_output(raw.html_path, "--html");
     const CpuFeatures cpu = detect_cpu_features();
     const SeedExperiment experiment(options, cpu);
+    std::optional<EarlyFixes> early;
+    if (!raw.no_diagnosis) early.emplace(experiment, cpu);
     const SeedResult result = run_experiment(experiment);
     std::optional<Explanation> why;
-    if (!raw.no_diagnosis) {
-      Explanation e{diagnose(experiment, result), {}, {}};
-      e.fixes = verify_fixes(propose_fixes(experiment, result, e.diagnosis), result, cpu);
-      if (result.compare.first_mismatch) {
-        e.trace = explain_element(experiment, result, result.compare.first_mismatch->index);
-      }
-      why = std::move(e);
-    }
+    if (early) why = explain_run(experiment, result, cpu, *early);
     RunContext context{command_line, {}};
     const Comparison& c = result.compare;
     context.budgets = check_budgets(

@@ -50,6 +50,10 @@ struct Diagnosis {
   int64_t unexplained_elements = 0;  // mismatching elements no finding explains (should be 0)
 };
 
+// The points ("input", "weight", "output") whose grids differ between the two paths of `result`,
+// in model order: where a diagnosis can find grid causes.
+std::vector<std::string> points_with_differing_grids(const SeedResult& result);
+
 // Explains `result` (a run of `experiment`) by swapping each differing point's grid from the
 // fake-quant path to the int8 one, in model order, and classifying each element that changes;
 // what remains after all grids are swapped is due to the integer kernel and is classified

@@ -31,9 +31,21 @@ struct VerifiedFix {
 std::vector<FixCandidate> propose_fixes(const SeedExperiment& experiment,
                                         const SeedResult& result, const Diagnosis& diagnosis);
 
+// The same for a list of points ("input", "weight", "output", "requantization"): lets a caller
+// start verifying fixes for the points whose grids differ while the diagnosis still runs.
+std::vector<FixCandidate> propose_fixes_for_points(const SeedExperiment& experiment,
+                                                   const SeedResult& result,
+                                                   const std::vector<std::string>& points);
+
 // Re-runs every candidate; the result lists each with whether it reached parity.
 // `original` is the run the candidates try to fix.
 std::vector<VerifiedFix> verify_fixes(const std::vector<FixCandidate>& candidates,
                                       const SeedResult& original, const CpuFeatures& cpu);
+
+// The two halves of verify_fixes: the re-runs (independent of the original run's results, so
+// they may start before it finishes), then the parity verdicts against the original.
+std::vector<VerifiedFix> rerun_fixes(const std::vector<FixCandidate>& candidates,
+                                     const CpuFeatures& cpu);
+void settle_parity(std::vector<VerifiedFix>& fixes, const SeedResult& original);
 
 }  // namespace qparity

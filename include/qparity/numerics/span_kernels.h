@@ -21,6 +21,9 @@ bool span_kernels_support(const QuantGrid& g);
 void fake_quantize_span(std::span<const float> x, const QuantGrid& g, std::span<float> values,
                         std::span<uint8_t> bins);
 
+// The bins of eq. 4.1 alone (the range must lie in [0, 255]).
+void fake_quant_bins_span(std::span<const float> x, const QuantGrid& g, std::span<uint8_t> bins);
+
 // eq. 5.1 on every element into quint8 (the grid's range must lie in [0, 255]).
 void quantize_span(std::span<const float> x, const QuantGrid& g, std::span<uint8_t> q);
 

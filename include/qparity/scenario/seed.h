@@ -160,7 +160,24 @@ class SeedExperiment {
   ElementTrace trace_fake_quant(const PathGrids& grids, const ElementIndex& index) const;
   ElementTrace trace_int8(const PathGrids& grids, const ElementIndex& index) const;
 
+  // Both paths with their own qparams, every element computed, block by block, counting
+  // mismatching elements without keeping the outputs (what a fix verification needs). The
+  // counts equal compare_paths' on run_experiment's outputs.
+  MismatchCounts count_path_mismatches() const;
+
  private:
+  // Per-block buffers, reused from block to block.
+  struct BlockScratch {
+    std::vector<float> x, x_fq, y;
+    std::vector<uint8_t> x_q, bins;
+    std::vector<int32_t> accumulators;
+  };
+  std::vector<float> fake_quantized_weight(const PathGrids& grids) const;
+  // The output bins of input rows [row, row + rows) as a [C, rows, W] block, in s.bins.
+  void fake_quant_block(const PathGrids& grids, const std::vector<float>& w_fq, int64_t row,
+                        int64_t rows, BlockScratch& s) const;
+  void int8_block(const PathGrids& grids, const std::vector<int8_t>& w_q, int64_t row,
+                  int64_t rows, BlockScratch& s) const;
   std::vector<int8_t> quantize_weight(const PathGrids& grids) const;
   // The input rows [first_row, first_row + rows) of every channel, as a [1, C, rows, W] tensor.
   void input_rows(int64_t first_row, int64_t rows, std::vector<float>& out) const;
