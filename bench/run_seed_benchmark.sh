@@ -65,7 +65,7 @@ for e in $ENGINES; do
   [ "$rc" -le 1 ] || die "'$QP seed --backend $e' exited $rc (see $OUT/qparity-$e.out)"
   "$PY" "$SEED_PY" --backend "$e" >"$OUT/python-$e.out" 2>&1 \
     || die "the Python seed run failed for $e (see $OUT/python-$e.out)"
-  grep -q "First nonzero" "$OUT/python-$e.out" || die "the Python seed run printed no result for $e"
+  grep -q "first nonzero error" "$OUT/python-$e.out" || die "the Python seed run printed no result for $e"
 done
 
 # ---- environment ------------------------------------------------------------------------------
