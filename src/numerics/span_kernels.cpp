@@ -81,18 +81,9 @@ void fake_quantize_span(std::span<const float> x, const QuantGrid& g, std::span<
   }
 }
 
-QPARITY_MULTIVERSION
+// The bin eq. 4.1 lands on is eq. 5.1 on the fake-quant module's range: the same arithmetic.
 void fake_quant_bins_span(std::span<const float> x, const QuantGrid& g, std::span<uint8_t> bins) {
-  check_u8(g);
-  check_sizes(x.size(), bins.size());
-  const float inverse = 1.0f / g.scale;
-  const auto zp = static_cast<float>(g.zero_point);
-  const auto lo = static_cast<float>(g.range.min);
-  const auto hi = static_cast<float>(g.range.max);
-  for (size_t i = 0; i < x.size(); ++i) {
-    const float bin = clamp_like_int64(zp + round_half_even(x[i] * inverse), lo, hi);
-    bins[i] = static_cast<uint8_t>(static_cast<int32_t>(bin));
-  }
+  quantize_span(x, g, bins);
 }
 
 QPARITY_MULTIVERSION

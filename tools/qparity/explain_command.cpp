@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "atomic_file.h"
+#include "command_errors.h"
 #include "html_report.h"
 #include "qparity/diagnose/trace.h"
 #include "qparity/version.h"
@@ -125,7 +126,7 @@ void add_explain_options(CLI::App& command, ExplainCommandOptions& o) {
 }
 
 int run_explain_command(const ExplainCommandOptions& raw, const std::string& command_line) {
-  try {
+  return run_reporting_errors("qparity explain", "try fewer --rows", [&]() -> int {
     const SeedOptions options = parse_seed_options(raw.seed);
     if (!raw.seed.fail_on.empty()) {
       throw std::invalid_argument("--fail-on: budgets apply to `seed` and `sweep`, not to `explain`");
@@ -149,14 +150,7 @@ int run_explain_command(const ExplainCommandOptions& raw, const std::string& com
     const bool outputs_agree = e.fake_quant.output_bin == e.int8.output_bin &&
                                e.fake_quant.output_dequantized == e.int8.output_dequantized;
     return outputs_agree ? 0 : 1;
-  } catch (const std::invalid_argument& e) {
-    std::cerr << "qparity explain: error: " << e.what() << "\n";
-  } catch (const std::bad_alloc&) {
-    std::cerr << "qparity explain: error: out of memory (try fewer --rows)\n";
-  } catch (const std::exception& e) {
-    std::cerr << "qparity explain: error: " << e.what() << "\n";
-  }
-  return 2;
+  });
 }
 
 }  // namespace qparity::cli

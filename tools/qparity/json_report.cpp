@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qparity/version.h"
+#include "json_fragments.h"
 #include "reports.h"
 
 namespace qparity::cli {
@@ -87,17 +88,6 @@ Json compare_json(const Comparison& c) {
   }
   j["rows_identical"] = c.rows_identical;
   return j;
-}
-
-Json budgets_json(const std::vector<BudgetVerdict>& verdicts) {
-  Json out = Json::array();
-  for (const BudgetVerdict& v : verdicts) {
-    out.push_back({{"budget", v.budget.name},
-                   {"limit", v.budget.limit},
-                   {"measured", v.measured},
-                   {"exceeded", v.exceeded}});
-  }
-  return out;
 }
 
 Json index_json(const ElementIndex& i) { return Json::array({i.n, i.c, i.h, i.w}); }

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "atomic_file.h"
+#include "command_errors.h"
 #include "html_report.h"
 #include "qparity/scenario/seed.h"
 #include "reports.h"
@@ -284,7 +285,7 @@ Explanation explain_run(const SeedExperiment& experiment, const SeedResult& resu
 }  // namespace
 
 int run_seed_command(const SeedCommandOptions& raw, const std::string& command_line) {
-  try {
+  return run_reporting_errors("qparity seed", "try fewer --rows", [&]() -> int {
     const SeedOptions options = parse_seed_options(raw);
     const std::vector<Budget> budgets = parse_budgets(raw.fail_on);
     check_distinct_outputs({{"--json", raw.json_path}, {"--html", raw.html_path}});
@@ -308,14 +309,7 @@ int run_seed_command(const SeedCommandOptions& raw, const std::string& command_l
     if (html_file) html_file->commit(render_seed_html(result, why, context));
     if (!budgets.empty()) return report_budgets("qparity seed", context.budgets);
     return result.compare.bin_mismatch_count == 0 ? 0 : 1;
-  } catch (const std::invalid_argument& e) {
-    std::cerr << "qparity seed: error: " << e.what() << "\n";
-  } catch (const std::bad_alloc&) {
-    std::cerr << "qparity seed: error: out of memory (try fewer --rows)\n";
-  } catch (const std::exception& e) {
-    std::cerr << "qparity seed: error: " << e.what() << "\n";
-  }
-  return 2;
+  });
 }
 
 }  // namespace qparity::cli

@@ -14,8 +14,10 @@
 #include <vector>
 
 #include "atomic_file.h"
+#include "command_errors.h"
 #include "budgets.h"
 #include "html_report.h"
+#include "json_fragments.h"
 #include "qparity/sweep/sweep.h"
 #include "qparity/version.h"
 #include "seed_command.h"
@@ -283,14 +285,7 @@ std::string render_json(const SweepSpec& spec, const SweepResult& r, const RunCo
             {"diagnosis", spec.diagnose},
             {"points", points},
             {"summary", {{"ranges", ranges}, {"boundaries", boundaries}}}};
-  if (!context.budgets.empty()) {
-    Json verdicts = Json::array();
-    for (const BudgetVerdict& v : context.budgets) {
-      verdicts.push_back({{"budget", v.budget.name}, {"limit", v.budget.limit},
-                          {"measured", v.measured}, {"exceeded", v.exceeded}});
-    }
-    j["budgets"] = verdicts;
-  }
+  if (!context.budgets.empty()) j["budgets"] = budgets_json(context.budgets);
   return j.dump(2) + "\n";
 }
 
@@ -373,7 +368,7 @@ void add_sweep_options(CLI::App& command, SweepCommandOptions& o) {
 }
 
 int run_sweep_command(const SweepCommandOptions& o, const std::string& command_line) {
-  try {
+  return run_reporting_errors("qparity sweep", "try fewer --rows or threads", [&]() -> int {
     const SweepSpec spec = parse_spec(o);
     const int threads = parse_threads(o.threads);
     const std::vector<Budget> budgets = parse_budgets(o.fail_on);
@@ -412,14 +407,7 @@ int run_sweep_command(const SweepCommandOptions& o, const std::string& command_l
       return p.result.bin_mismatch_count == 0 && !p.result.error;
     });
     return all_agree ? 0 : 1;
-  } catch (const std::invalid_argument& e) {
-    std::cerr << "qparity sweep: error: " << e.what() << "\n";
-  } catch (const std::bad_alloc&) {
-    std::cerr << "qparity sweep: error: out of memory (try fewer --rows or threads)\n";
-  } catch (const std::exception& e) {
-    std::cerr << "qparity sweep: error: " << e.what() << "\n";
-  }
-  return 2;
+  });
 }
 
 }  // namespace qparity::cli
