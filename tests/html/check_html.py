@@ -27,6 +27,7 @@ import base64
 import json
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -70,6 +71,14 @@ def render(qparity, workdir, name, args, expect_codes):
 
 
 def make_driver(user_data_dir):
+    # Selenium reaches chromedriver at "localhost": say so plainly when that name does not
+    # resolve (a bare chroot without /etc/hosts), instead of failing with "can not connect".
+    try:
+        socket.getaddrinfo("localhost", None)
+    except OSError as e:
+        print("check_html: FAIL: 'localhost' does not resolve (%s); Selenium needs it to reach "
+              "chromedriver (is /etc/hosts missing?)" % e, file=sys.stderr)
+        sys.exit(1)
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
