@@ -132,10 +132,13 @@ void validate_seed_options(const SeedOptions& o) {
       o.weight_quant_min >= o.weight_quant_max) {
     throw std::invalid_argument("weight quant range must lie in [-128, 127] with min < max");
   }
-  for (const auto& max : {o.weight_observer_max, o.output_observer_max}) {
+  for (const auto& max : {o.weight_observer_max, o.output_observer_max, o.output_observer_min}) {
     if (max && !(std::isfinite(*max) && std::isfinite(to_f32(*max)))) {
       throw std::invalid_argument("observer max values must be finite float32 values");
     }
+  }
+  if (to_f32(o.output_observer_min.value_or(0.0)) > to_f32(o.output_observer_max.value_or(o.k))) {
+    throw std::invalid_argument("the output observer's min must not exceed its max");
   }
   for (const auto& scale : {o.input_scale, o.weight_scale, o.output_scale}) {
     if (scale && !(std::isfinite(*scale) && std::isnormal(to_f32(*scale)) && *scale > 0.0)) {
@@ -184,6 +187,7 @@ std::vector<std::pair<std::string, std::string>> option_changes(const SeedOption
          std::string(to_string(b.weight_pattern)));
   add_optional(out, "--weight-observer-max", a.weight_observer_max, b.weight_observer_max);
   add_optional(out, "--output-observer-max", a.output_observer_max, b.output_observer_max);
+  add_optional(out, "--output-observer-min", a.output_observer_min, b.output_observer_min);
   add_optional(out, "--input-scale", a.input_scale, b.input_scale);
   add_optional(out, "--weight-scale", a.weight_scale, b.weight_scale);
   add_optional(out, "--output-scale", a.output_scale, b.output_scale);
@@ -232,7 +236,7 @@ SeedExperiment::SeedExperiment(const SeedOptions& o, const CpuFeatures& cpu) : o
     }
   }
   hand_set_scale(output_module_, o.output_scale.value_or(o.k / 255.0));
-  output_module_.min_val = 0.0f;
+  output_module_.min_val = to_f32(o.output_observer_min.value_or(0.0));
   output_module_.max_val = to_f32(o.output_observer_max.value_or(o.k));
   hand_set_scale(input_module_, o.input_scale.value_or(1.0 / 255.0));
   input_module_.min_val = 0.0f;

@@ -54,6 +54,8 @@ KNOB_CASES = (
     {"weight_qscheme": "per_channel_symmetric", "weight_pattern": "mixed"},
     {"weight_qscheme": "per_channel_affine", "weight_pattern": "dense"},
     {"output_observer_max": 0.4},
+    {"output_observer_min": -0.0058823529411764705, "output_observer_max": 0.49411764705882355,
+     "weight_quant_min": -127},
     {"input_scale": 0.0039, "weight_scale": 0.0079, "output_scale": 0.0041},
     # Consistent grids with three products per output: only the integer kernel differs.
     {"weight_pattern": "dense", "weight_quant_min": -127, "output_observer_max": 0.4,

@@ -44,7 +44,7 @@ def f32(x: float) -> float:
 # --reduce-range, --weight-pattern, --weight-observer-max); the defaults are the seed's qconfig.
 DEFAULT_KNOBS = {"weight_qscheme": "per_tensor_symmetric", "weight_quant_min": -128,
                  "reduce_range": False, "weight_pattern": "identity", "weight_observer_max": None,
-                 "output_observer_max": None, "input_scale": None, "weight_scale": None,
+                 "output_observer_max": None, "output_observer_min": None, "input_scale": None, "weight_scale": None,
                  "output_scale": None}
 WEIGHT_MATRICES = {
     "identity": ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),
@@ -104,7 +104,8 @@ def hand_set_qparams(m, k: float, weight_min: float, weight_max: float, knobs=No
     targets = (
         # module,                        scale,                               observer min/max
         (m.conv.weight_fake_quant,       pick("weight_scale", 2.0 * k / 255.0), weight_min, weight_max),
-        (m.conv.activation_post_process, pick("output_scale", k / 255.0), 0.0,
+        (m.conv.activation_post_process, pick("output_scale", k / 255.0),
+         pick("output_observer_min", 0.0),
          pick("output_observer_max", k)),
         (m.quant.activation_post_process, pick("input_scale", 1.0 / 255.0), 0.0, 1.0),
     )
@@ -285,6 +286,7 @@ def main(argv=None) -> int:
     ap.add_argument("--weight-pattern", default="identity", choices=tuple(WEIGHT_MATRICES))
     ap.add_argument("--weight-observer-max", type=float, default=None)
     ap.add_argument("--output-observer-max", type=float, default=None)
+    ap.add_argument("--output-observer-min", type=float, default=None)
     ap.add_argument("--input-scale", type=float, default=None)
     ap.add_argument("--weight-scale", type=float, default=None)
     ap.add_argument("--output-scale", type=float, default=None)
@@ -293,7 +295,8 @@ def main(argv=None) -> int:
     knobs = {"weight_qscheme": a.weight_qscheme, "weight_quant_min": a.weight_quant_min,
              "reduce_range": a.reduce_range, "weight_pattern": a.weight_pattern,
              "weight_observer_max": a.weight_observer_max,
-             "output_observer_max": a.output_observer_max, "input_scale": a.input_scale,
+             "output_observer_max": a.output_observer_max,
+             "output_observer_min": a.output_observer_min, "input_scale": a.input_scale,
              "weight_scale": a.weight_scale, "output_scale": a.output_scale}
     res = run_seed(a.k, a.backend, a.observer, a.rows, knobs)
     text = json.dumps(res, indent=2)

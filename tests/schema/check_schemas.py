@@ -35,6 +35,8 @@ SEED_RUNS = [
      "--weight-scale", "0.005511811003088951", "--backend", "qnnpack"],
     ["--weight-qscheme", "per_tensor_affine", "--weight-observer-max", "2", "--input-scale", "0.004"],
     ["--weight-qscheme", "per_channel_symmetric", "--weight-pattern", "mixed", "--backend", "onednn"],
+    ["--k", "0.25", "--backend", "onednn", "--output-observer-min", "-0.0058823529411764705",
+     "--output-observer-max", "0.49411764705882355", "--weight-quant-min", "-127"],
 ]
 EXPLAIN_RUNS = [[], ["--index", "0,1,0,200"], ["--observer", "plain", "--index", "0,0,0,0"]]
 SWEEP_RUNS = [

@@ -145,6 +145,7 @@ std::string render_seed_json(const SeedResult& r, const std::optional<Explanatio
         {"weight_pattern", to_string(r.options.weight_pattern)},
         {"weight_observer_max", optional_json(r.options.weight_observer_max)},
         {"output_observer_max", optional_json(r.options.output_observer_max)},
+        {"output_observer_min", optional_json(r.options.output_observer_min)},
         {"input_scale", optional_json(r.options.input_scale)},
         {"weight_scale", optional_json(r.options.weight_scale)},
         {"output_scale", optional_json(r.options.output_scale)},

@@ -132,6 +132,9 @@ SeedOptions parse_seed_options(const SeedCommandOptions& raw) {
   if (raw.output_observer_max) {
     o.output_observer_max = parse_finite("--output-observer-max", *raw.output_observer_max);
   }
+  if (raw.output_observer_min) {
+    o.output_observer_min = parse_finite("--output-observer-min", *raw.output_observer_min);
+  }
   const auto positive = [](const char* option, const std::optional<std::string>& text) {
     std::optional<double> value;
     if (text) {
@@ -190,6 +193,11 @@ void add_seed_options(CLI::App& command, SeedCommandOptions& o) {
       ->group("Quantization knobs");
   command.add_option("--weight-observer-max", o.weight_observer_max,
                      "Hand-set the weight observer's max_val to this value instead of max(W) = k")
+      ->type_name("FLOAT")
+      ->group("Quantization knobs");
+  command.add_option("--output-observer-min", o.output_observer_min,
+                     "Hand-set the output observer's min_val to this value instead of 0 (a "
+                     "negative min gives the output a nonzero zero point)")
       ->type_name("FLOAT")
       ->group("Quantization knobs");
   command.add_option("--output-observer-max", o.output_observer_max,

@@ -23,6 +23,7 @@ struct SeedCommandOptions {
   std::string weight_pattern = "identity";
   std::optional<std::string> weight_observer_max;
   std::optional<std::string> output_observer_max;
+  std::optional<std::string> output_observer_min;
   std::optional<std::string> input_scale, weight_scale, output_scale;
   std::optional<std::string> json_path;  // absent = no JSON
   bool no_diagnosis = false;             // skip the diagnosis and fix verification

@@ -53,6 +53,8 @@ struct SeedOptions {
   std::optional<double> weight_observer_max;
   // Overrides the hand-set output observer max_val (the seed sets it to k).
   std::optional<double> output_observer_max;
+  // Overrides the hand-set output observer min_val (the seed sets it to 0).
+  std::optional<double> output_observer_min;
   // Override the hand-set scales (the seed: input 1/255, weight 2k/255, output k/255, each a
   // double rounded to float32 by torch.Tensor([...])). A fused module overwrites them anyway.
   std::optional<double> input_scale;
