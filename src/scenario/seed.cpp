@@ -360,17 +360,28 @@ void SeedExperiment::fake_quant_block(const PathGrids& g, const std::vector<floa
   fake_quant_bins_span(s.y, g.output, s.bins);
 }
 
+namespace {
+
+// Calls block(first_row, rows) for every block of input rows, in order.
+template <typename Block>
+void for_each_row_block(int64_t height, Block&& block) {
+  for (int64_t row = 0; row < height; row += kRowsPerBlock) {
+    block(row, std::min(kRowsPerBlock, height - row));
+  }
+}
+
+}  // namespace
+
 PathRun SeedExperiment::run_fake_quant(const PathGrids& g) const {
   const std::vector<float> w_fq = fake_quantized_weight(g);
   PathRun run;
   run.bins.resize(static_cast<size_t>(input_shape_.numel()));
   run.value_of_bin = fake_quant_bin_values(g.output);
   BlockScratch s;
-  for (int64_t row = 0; row < input_shape_.h; row += kRowsPerBlock) {
-    const int64_t rows = std::min(kRowsPerBlock, input_shape_.h - row);
+  for_each_row_block(input_shape_.h, [&](int64_t row, int64_t rows) {
     fake_quant_block(g, w_fq, row, rows, s);
     scatter_block(s.bins, input_shape_, row, rows, run.bins);
-  }
+  });
   return run;
 }
 
@@ -446,11 +457,10 @@ PathRun SeedExperiment::run_int8(const PathGrids& g) const {
   run.bins.resize(static_cast<size_t>(input_shape_.numel()));
   run.value_of_bin = dequantized_bin_values(g.output);
   BlockScratch s;
-  for (int64_t row = 0; row < input_shape_.h; row += kRowsPerBlock) {
-    const int64_t rows = std::min(kRowsPerBlock, input_shape_.h - row);
+  for_each_row_block(input_shape_.h, [&](int64_t row, int64_t rows) {
     int8_block(g, w_q, row, rows, s);
     scatter_block(s.bins, input_shape_, row, rows, run.bins);
-  }
+  });
   return run;
 }
 
@@ -463,14 +473,13 @@ MismatchCounts SeedExperiment::count_path_mismatches() const {
   const std::array<float, 256> q8_values = dequantized_bin_values(q8.output);
   BlockScratch a, b;
   MismatchCounts total;
-  for (int64_t row = 0; row < input_shape_.h; row += kRowsPerBlock) {
-    const int64_t rows = std::min(kRowsPerBlock, input_shape_.h - row);
+  for_each_row_block(input_shape_.h, [&](int64_t row, int64_t rows) {
     fake_quant_block(fq, w_fq, row, rows, a);
     int8_block(q8, w_q, row, rows, b);
     const MismatchCounts block = count_mismatches({a.bins, &fq_values}, {b.bins, &q8_values});
     total.bins += block.bins;
     total.floats += block.floats;
-  }
+  });
   return total;
 }
 
