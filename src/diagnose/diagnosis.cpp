@@ -393,14 +393,16 @@ Diagnosis diagnose(const SeedExperiment& experiment, const SeedResult& r) {
   std::vector<uint8_t> changed;
   PathGrids grids = r.fake_quant.grids();
   const PathGrids int8_grids = r.int8.grids();
-  PathRun previous = r.fake_quant.run;
+  // The run before the current swap: the original fake-quant run, then each swapped one.
+  std::optional<PathRun> swapped_last;
+  const PathRun* previous = &r.fake_quant.run;
   for (int p = 0; p < kPointCount; ++p) {
     if (same_point(grids, int8_grids, p)) continue;
     const PathGrids before = grids;
     take_point(grids, int8_grids, p);
     PathRun swapped = experiment.run_fake_quant(grids);
     Finding f = grid_finding(p, experiment, r);
-    mark_differences(previous, swapped, changed);
+    mark_differences(*previous, swapped, changed);
     const Explained explained = close_explained(open, changed, r.fake_quant.run, target);
     f.explains_elements = explained.elements;
     f.explains_bin_mismatches = explained.bin_mismatches;
@@ -417,13 +419,14 @@ Diagnosis diagnose(const SeedExperiment& experiment, const SeedResult& r) {
     } else {
       d.differing_without_effect.push_back(f.point);
     }
-    previous = std::move(swapped);
+    swapped_last = std::move(swapped);
+    previous = &*swapped_last;
   }
 
   // Kernel step: what still differs is due to the integer kernel itself.
   std::map<DivergenceClass, Finding> kernel;
   const int64_t still_open = count_set(open);
-  if (still_open > 0) mark_differences(previous, target, changed);
+  if (still_open > 0) mark_differences(*previous, target, changed);
   for (size_t i = 0; still_open > 0 && i < n; ++i) {
     if (!(open[i] & changed[i])) continue;
     const ElementIndex e = unravel(shape, static_cast<int64_t>(i));
