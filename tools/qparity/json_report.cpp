@@ -77,15 +77,7 @@ Json compare_json(const Comparison& c) {
             {"fp32_mismatch_count", c.fp32_mismatch_count},
             {"bin_mismatch_count", c.bin_mismatch_count},
             {"max_abs_delta_q", c.max_abs_delta_q}};
-  if (c.first_mismatch) {
-    const auto& m = *c.first_mismatch;
-    j["first_mismatch"] = {{"index", {m.index.n, m.index.c, m.index.h, m.index.w}},
-                           {"error_fp32", m.error_fp32},
-                           {"expected_q", m.expected_q},
-                           {"actual_q", m.actual_q}};
-  } else {
-    j["first_mismatch"] = nullptr;
-  }
+  j["first_mismatch"] = first_mismatch_json(c.first_mismatch);
   j["rows_identical"] = c.rows_identical;
   return j;
 }

@@ -246,15 +246,7 @@ Json point_json(const SweepPoint& p, const std::string& series) {
             {"fp32_mismatch_count", p.result.fp32_mismatch_count},
             {"max_abs_delta_q", p.result.max_abs_delta_q},
             {"outcome", p.result.outcome}};
-  if (p.result.first_mismatch) {
-    const auto& m = *p.result.first_mismatch;
-    j["first_mismatch"] = {{"index", {m.index.n, m.index.c, m.index.h, m.index.w}},
-                           {"error_fp32", m.error_fp32},
-                           {"expected_q", m.expected_q},
-                           {"actual_q", m.actual_q}};
-  } else {
-    j["first_mismatch"] = nullptr;
-  }
+  j["first_mismatch"] = first_mismatch_json(p.result.first_mismatch);
   j["error"] = p.result.error ? Json(*p.result.error) : Json(nullptr);
   return j;
 }
