@@ -18,6 +18,16 @@ std::string_view to_string(RequantScheme scheme) {
   return "?";
 }
 
+std::string_view to_string(AddScheme scheme) {
+  switch (scheme) {
+    case AddScheme::kQnnpackFixedPoint:
+      return "qnnpack fixed point (integer multipliers, round half away from zero)";
+    case AddScheme::kAtenGeneric:
+      return "ATen generic (dequantize, float add, RNE requantize)";
+  }
+  return "?";
+}
+
 std::string_view to_string(AccumulationModel model) {
   switch (model) {
     case AccumulationModel::kExactInt32:
@@ -113,6 +123,7 @@ std::optional<BackendProfile> make_backend_profile(std::string_view name, const 
   if (name == "qnnpack") {
     p.requant = RequantScheme::kQnnpackFp32;
     p.checks_padded_unit_weight_scale = true;
+    p.add = AddScheme::kQnnpackFixedPoint;
     p.accumulation = AccumulationModel::kExactInt32;
     p.fused_fake_quant_rule = QParamRule::kAtenChooseQuantizationParams;
     p.verified_against_real_kernel = true;

@@ -48,7 +48,14 @@ enum class OnednnIsa {
   kAvx2,
 };
 
+// How quantized::add / add_relu computes (eq. 6.7).
+enum class AddScheme {
+  kQnnpackFixedPoint,  // qnnpack's q8vadd: integer multipliers, round half away from zero
+  kAtenGeneric,        // ATen's qadd_kernel: dequantize (FMA in vector blocks), add, requantize
+};
+
 std::string_view to_string(RequantScheme scheme);
+std::string_view to_string(AddScheme scheme);
 std::string_view to_string(AccumulationModel model);
 std::string_view to_string(OnednnIsa isa);
 
@@ -58,6 +65,7 @@ struct BackendProfile {
   // The accumulation of the engine's main conv kernels, which run every ungrouped conv. A
   // conv's own model can differ by shape: ask conv_accumulation().
   AccumulationModel accumulation = AccumulationModel::kExactInt32;
+  AddScheme add = AddScheme::kAtenGeneric;
   // onednn only: the ISA class its kernels are dispatched on (from the CpuFeatures).
   std::optional<OnednnIsa> onednn_isa;
   // The rule torch.fused_moving_avg_obs_fake_quant calls in the build this profile

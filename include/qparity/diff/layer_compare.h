@@ -1,0 +1,77 @@
+// Per-layer comparison of the two paths of a model (fake-quant against int8), and the check of
+// each path against the values the real framework computed.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "qparity/model/graph.h"
+#include "qparity/numerics/quantize.h"
+#include "qparity/run/executor.h"
+
+namespace qparity::diff {
+
+struct LayerComparison {
+  std::string name;
+  std::string op;  // the int8 layer's last op, e.g. "quantized::conv2d"
+  model::Dims dims;
+  bool has_fake_quant_counterpart = true;
+  // The grid the fake-quant values are binned on: the layer's own output fake-quant, or (when
+  // QAT leaves the output unquantized) the int8 grid.
+  QuantGrid fake_quant_grid;
+  bool fake_quant_grid_is_own = true;
+  std::string fake_quant_provenance;
+  QuantGrid int8_grid;
+  bool int8_quantized = true;  // false for float outputs (dequantize)
+  bool same_grid = true;
+  int64_t numel = 0;
+  int64_t bin_mismatch_count = 0;
+  int64_t max_abs_dq = 0;
+  std::map<int64_t, int64_t> dq_histogram;  // Δq = int8 bin - fake-quant bin → count (Δq ≠ 0)
+  double sqnr_db = 0.0;                     // +inf when the values are equal
+  double max_abs_error = 0.0;
+  double rmse_over_scale = 0.0;  // RMSE of the values in units of the int8 scale (TFLite's figure)
+  double cosine = 1.0;
+  std::optional<int64_t> first_mismatch;  // flat index
+};
+
+struct ModelComparison {
+  std::vector<LayerComparison> layers;  // int8 execution order
+  std::optional<size_t> first_divergent;
+  std::optional<size_t> worst;  // most bins differing (share), then max |Δq|
+  model::Dims output_dims;
+  double output_max_abs_difference = 0.0;
+  int64_t top1_rows = 0;
+  int64_t top1_agreeing = 0;
+};
+
+// Lines the two graphs up by layer name and compares every int8 layer's output with its
+// fake-quant counterpart. Throws std::invalid_argument when the models do not correspond (a
+// quantized int8 layer with no QAT layer of the same name, or different shapes).
+ModelComparison compare_paths(const model::Graph& fake_quant, const run::RunResult& fake_quant_run,
+                              const model::Graph& int8, const run::RunResult& int8_run);
+
+// Emulated against real, per layer of one path.
+struct ReferenceLayer {
+  std::string name;
+  int64_t values_checked = 0;   // IR values of the layer with a reference
+  int64_t elements = 0;
+  int64_t elements_differing = 0;  // not bit-identical (floats), or other bins / qparams (int8)
+  std::string first_difference;    // one sentence, empty when exact
+};
+
+struct ReferenceCheck {
+  std::vector<ReferenceLayer> layers;
+  int64_t elements = 0;
+  int64_t elements_differing = 0;
+  bool output_exact = true;  // the emulated output equals the real forward's output
+};
+
+ReferenceCheck check_reference(const model::Graph& graph, const run::RunResult& run,
+                               const std::vector<std::optional<run::Tensor>>& reference,
+                               const run::Tensor& real_output);
+
+}  // namespace qparity::diff

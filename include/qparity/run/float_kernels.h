@@ -1,0 +1,33 @@
+// The float ops of the QAT path whose result depends on the kernel's summation order (conv,
+// linear, batch norm, average pooling). qparity's own versions sum in a fixed, documented
+// order; a frontend that has the framework loaded supplies the framework's kernels instead, so
+// the QAT path is bin-exact however the framework orders its sums (docs/model.md).
+#pragma once
+
+#include <span>
+#include <string_view>
+
+#include "qparity/model/graph.h"
+#include "qparity/run/tensor.h"
+
+namespace qparity::run {
+
+class FloatKernels {
+ public:
+  virtual ~FloatKernels() = default;
+  // Who computes: "qparity reference" or "libtorch 1.13.1 (...)".
+  virtual std::string_view name() const = 0;
+  // Computes `node` (kConv2d, kLinear, kBatchNorm, kAvgPool2d, kAdaptiveAvgPool2d) into `out`
+  // (dims already set); returns false for ops it leaves to qparity's reference.
+  virtual bool run(const model::Node& node, std::span<const Tensor* const> inputs,
+                   Tensor& out) = 0;
+};
+
+// qparity's reference kernels only (run() always returns false).
+class ReferenceFloatKernels final : public FloatKernels {
+ public:
+  std::string_view name() const override { return "qparity reference"; }
+  bool run(const model::Node&, std::span<const Tensor* const>, Tensor&) override { return false; }
+};
+
+}  // namespace qparity::run

@@ -1,0 +1,78 @@
+#include "qparity/io/npy.h"
+
+#include <cstring>
+#include <stdexcept>
+
+namespace qparity::io {
+namespace {
+
+// The value text of `key` in the header dict, e.g. 'descr': '<f4' gives "'<f4'".
+std::string dict_value(const std::string& header, const std::string& key) {
+  const auto at = header.find("'" + key + "'");
+  if (at == std::string::npos) throw std::invalid_argument("the .npy header has no '" + key + "'");
+  auto start = header.find(':', at);
+  if (start == std::string::npos) throw std::invalid_argument("the .npy header is malformed");
+  ++start;
+  while (start < header.size() && header[start] == ' ') ++start;
+  const char open = header[start];
+  const auto end = open == '(' ? header.find(')', start) + 1 : header.find_first_of(",}", start + 1);
+  if (end == std::string::npos || end <= start) throw std::invalid_argument("the .npy header is malformed");
+  return open == '\'' ? header.substr(start, header.find('\'', start + 1) + 1 - start) : header.substr(start, end - start);
+}
+
+std::vector<int64_t> parse_shape(const std::string& text) {
+  std::vector<int64_t> dims;
+  size_t i = 1;  // after '('
+  while (i < text.size()) {
+    while (i < text.size() && (text[i] == ' ' || text[i] == ',')) ++i;
+    if (i >= text.size() || text[i] == ')') break;
+    size_t used = 0;
+    const long long v = std::stoll(text.substr(i), &used);
+    if (v < 0 || used == 0) throw std::invalid_argument("the .npy shape is invalid");
+    dims.push_back(v);
+    i += used;
+  }
+  return dims;
+}
+
+}  // namespace
+
+NpyArray parse_npy(const std::string& bytes) {
+  static const char kMagic[] = "\x93NUMPY";
+  if (bytes.size() < 10 || bytes.compare(0, 6, kMagic, 6) != 0) {
+    throw std::invalid_argument("not a .npy file (no \\x93NUMPY magic)");
+  }
+  const auto major = static_cast<unsigned char>(bytes[6]);
+  size_t header_len = 0;
+  size_t offset = 0;
+  if (major == 1) {
+    header_len = static_cast<unsigned char>(bytes[8]) | (static_cast<size_t>(static_cast<unsigned char>(bytes[9])) << 8);
+    offset = 10;
+  } else if ((major == 2 || major == 3) && bytes.size() >= 12) {
+    for (int i = 0; i < 4; ++i) header_len |= static_cast<size_t>(static_cast<unsigned char>(bytes[8 + static_cast<size_t>(i)])) << (8 * i);
+    offset = 12;
+  } else {
+    throw std::invalid_argument("unsupported .npy format version " + std::to_string(major));
+  }
+  if (bytes.size() < offset + header_len) throw std::invalid_argument("the .npy header is truncated");
+  const std::string header = bytes.substr(offset, header_len);
+  const std::string descr = dict_value(header, "descr");
+  if (descr != "'<f4'") throw std::invalid_argument("the .npy dtype is " + descr + "; qparity needs float32 ('<f4')");
+  if (dict_value(header, "fortran_order").rfind("False", 0) != 0) {
+    throw std::invalid_argument("the .npy array is in Fortran order; save it in C order");
+  }
+  NpyArray array;
+  array.dims = parse_shape(dict_value(header, "shape"));
+  size_t count = 1;
+  for (const int64_t d : array.dims) count *= static_cast<size_t>(d);
+  const size_t data_at = offset + header_len;
+  if (bytes.size() - data_at != count * sizeof(float)) {
+    throw std::invalid_argument("the .npy data holds " + std::to_string(bytes.size() - data_at) + " bytes, the shape needs " +
+                                std::to_string(count * sizeof(float)));
+  }
+  array.values.resize(count);
+  std::memcpy(array.values.data(), bytes.data() + data_at, count * sizeof(float));
+  return array;
+}
+
+}  // namespace qparity::io

@@ -1,0 +1,126 @@
+#include "qparity/ops/pool2d.h"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace qparity {
+namespace {
+
+int64_t pooled_size(int64_t in, int64_t kernel, int64_t pad, int64_t stride, int64_t dilation,
+                    bool ceil_mode) {
+  const int64_t span = in + 2 * pad - dilation * (kernel - 1) - 1 + (ceil_mode ? stride - 1 : 0);
+  int64_t out = span / stride + 1;  // span >= 0 checked by the caller
+  // ATen: the last window must start inside the input or left padding.
+  if (ceil_mode && (out - 1) * stride >= in + pad) --out;
+  return out;
+}
+
+template <typename T, typename Better>
+void max_pool(std::span<const T> x, const Shape4& in, const Pool2dWindow& w, std::span<T> out,
+              Better better) {
+  const Shape4 o = pool2d_output_shape(in, w);
+  for (int64_t p = 0; p < in.n * in.c; ++p) {
+    const T* plane = x.data() + p * in.h * in.w;
+    T* dst = out.data() + p * o.h * o.w;
+    for (int64_t oh = 0; oh < o.h; ++oh) {
+      for (int64_t ow = 0; ow < o.w; ++ow) {
+        bool any = false;
+        T best{};
+        for (int64_t kh = 0; kh < w.kernel_h; ++kh) {
+          const int64_t ih = oh * w.stride_h - w.pad_h + kh * w.dilation_h;
+          if (ih < 0 || ih >= in.h) continue;
+          for (int64_t kw = 0; kw < w.kernel_w; ++kw) {
+            const int64_t iw = ow * w.stride_w - w.pad_w + kw * w.dilation_w;
+            if (iw < 0 || iw >= in.w) continue;
+            const T v = plane[ih * in.w + iw];
+            if (!any || better(v, best)) best = v;
+            any = true;
+          }
+        }
+        dst[oh * o.w + ow] = best;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+Shape4 pool2d_output_shape(const Shape4& input, const Pool2dWindow& w) {
+  if (w.kernel_h < 1 || w.kernel_w < 1 || w.stride_h < 1 || w.stride_w < 1 ||
+      w.dilation_h < 1 || w.dilation_w < 1 || w.pad_h < 0 || w.pad_w < 0 ||
+      2 * w.pad_h > w.kernel_h || 2 * w.pad_w > w.kernel_w) {
+    throw std::invalid_argument("pooling window is invalid (kernel, stride, padding, dilation)");
+  }
+  const int64_t span_h = input.h + 2 * w.pad_h - w.dilation_h * (w.kernel_h - 1) - 1;
+  const int64_t span_w = input.w + 2 * w.pad_w - w.dilation_w * (w.kernel_w - 1) - 1;
+  if (span_h < 0 || span_w < 0) {
+    throw std::invalid_argument("pooling window is larger than the padded input (" +
+                                std::to_string(input.h) + "x" + std::to_string(input.w) + ")");
+  }
+  return {input.n, input.c,
+          pooled_size(input.h, w.kernel_h, w.pad_h, w.stride_h, w.dilation_h, w.ceil_mode),
+          pooled_size(input.w, w.kernel_w, w.pad_w, w.stride_w, w.dilation_w, w.ceil_mode)};
+}
+
+void max_pool2d_float(std::span<const float> x, const Shape4& in, const Pool2dWindow& w,
+                      std::span<float> out) {
+  max_pool<float>(x, in, w, out, [](float v, float best) { return v > best || std::isnan(v); });
+}
+
+void max_pool2d_bins(std::span<const uint8_t> x, const Shape4& in, const Pool2dWindow& w,
+                     std::span<uint8_t> out) {
+  max_pool<uint8_t>(x, in, w, out, [](uint8_t v, uint8_t best) { return v > best; });
+}
+
+void avg_pool2d_float(std::span<const float> x, const Shape4& in, const Pool2dWindow& w,
+                      bool count_include_pad, int64_t divisor_override, std::span<float> out) {
+  const Shape4 o = pool2d_output_shape(in, w);
+  for (int64_t p = 0; p < in.n * in.c; ++p) {
+    const float* plane = x.data() + p * in.h * in.w;
+    for (int64_t oh = 0; oh < o.h; ++oh) {
+      for (int64_t ow = 0; ow < o.w; ++ow) {
+        int64_t h0 = oh * w.stride_h - w.pad_h;
+        int64_t w0 = ow * w.stride_w - w.pad_w;
+        int64_t h1 = std::min(h0 + w.kernel_h, in.h + w.pad_h);
+        int64_t w1 = std::min(w0 + w.kernel_w, in.w + w.pad_w);
+        const int64_t padded_count = (h1 - h0) * (w1 - w0);
+        h0 = std::max<int64_t>(h0, 0);
+        w0 = std::max<int64_t>(w0, 0);
+        h1 = std::min(h1, in.h);
+        w1 = std::min(w1, in.w);
+        float sum = 0.0f;
+        for (int64_t ih = h0; ih < h1; ++ih) {
+          for (int64_t iw = w0; iw < w1; ++iw) sum += plane[ih * in.w + iw];
+        }
+        const int64_t divisor = divisor_override > 0 ? divisor_override
+                                : count_include_pad ? padded_count
+                                                    : (h1 - h0) * (w1 - w0);
+        out[static_cast<size_t>((p * o.h + oh) * o.w + ow)] = sum / static_cast<float>(divisor);
+      }
+    }
+  }
+}
+
+void adaptive_avg_pool2d_float(std::span<const float> x, const Shape4& in, int64_t out_h,
+                               int64_t out_w, std::span<float> out) {
+  for (int64_t p = 0; p < in.n * in.c; ++p) {
+    const float* plane = x.data() + p * in.h * in.w;
+    for (int64_t oh = 0; oh < out_h; ++oh) {
+      const int64_t h0 = oh * in.h / out_h;
+      const int64_t h1 = ((oh + 1) * in.h + out_h - 1) / out_h;
+      for (int64_t ow = 0; ow < out_w; ++ow) {
+        const int64_t w0 = ow * in.w / out_w;
+        const int64_t w1 = ((ow + 1) * in.w + out_w - 1) / out_w;
+        float sum = 0.0f;
+        for (int64_t ih = h0; ih < h1; ++ih) {
+          for (int64_t iw = w0; iw < w1; ++iw) sum += plane[ih * in.w + iw];
+        }
+        out[static_cast<size_t>((p * out_h + oh) * out_w + ow)] =
+            sum / static_cast<float>((h1 - h0) * (w1 - w0));
+      }
+    }
+  }
+}
+
+}  // namespace qparity
