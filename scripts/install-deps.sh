@@ -4,10 +4,10 @@
 #   scripts/install-deps.sh --tests  also what the test suites need (real PyTorch 1.13.1 oracles)
 #   scripts/install-deps.sh --bench  also what the benchmarks need
 set -eu
-packages="g++ cmake make libcli11-dev nlohmann-json3-dev libfmt-dev"
+packages="g++ cmake make libcli11-dev nlohmann-json3-dev libfmt-dev libtorch-dev"
 for arg in "$@"; do
   case "$arg" in
-    --tests) packages="$packages libgtest-dev libgmock-dev python3 python3-numpy python3-torch python3-jsonschema chromium chromium-driver python3-selenium fonts-dejavu-core" ;;
+    --tests) packages="$packages libgtest-dev libgmock-dev python3 python3-numpy python3-torch python3-torchvision libtorch-dev python3-jsonschema chromium chromium-driver python3-selenium fonts-dejavu-core" ;;
     --bench) packages="$packages libbenchmark-dev python3 python3-numpy python3-torch hyperfine time" ;;
     *) echo "install-deps.sh: unknown option '$arg' (use --tests or --bench)" >&2; exit 2 ;;
   esac

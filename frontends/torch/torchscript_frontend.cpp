@@ -35,7 +35,8 @@ std::string type_name(const c10::intrusive_ptr<c10::ivalue::Object>& obj) {
 
 // Modules of PyTorch itself (torch.nn, torch.ao): a call into one makes a layer.
 bool is_library_module(const std::string& type) {
-  return type.rfind("__torch__.torch.", 0) == 0;
+  // Containers (Sequential, ModuleList) only group layers; they are not one.
+  return type.rfind("__torch__.torch.", 0) == 0 && !contains(type, ".container.");
 }
 
 model::Dims dims_of(const at::Tensor& t) { return t.sizes().vec(); }
@@ -314,7 +315,10 @@ class Walker {
       inputs({0});
     } else if (ns == "aten" && op == "adaptive_avg_pool2d") {
       node.op = model::OpKind::kAdaptiveAvgPool2d;
-      node.params = model::AdaptivePoolParams{result.size(-2), result.size(-1)};
+      const at::Tensor x = in(0).toTensor();
+      node.params = model::AdaptivePoolParams{result.size(-2), result.size(-1),
+                                              x.dim() == 4 && !x.is_contiguous() &&
+                                                  x.is_contiguous(at::MemoryFormat::ChannelsLast)};
       inputs({0});
     } else if (ns == "aten" && (op == "flatten" || op == "reshape" || op == "view")) {
       node.op = model::OpKind::kReshape;

@@ -1,6 +1,10 @@
 #include "qparity/ops/pool2d.h"
 
+#include <algorithm>
 #include <cmath>
+
+#include "qparity/numerics/quantize.h"
+#include "qparity/numerics/requantize.h"
 #include <stdexcept>
 #include <string>
 
@@ -118,6 +122,73 @@ void adaptive_avg_pool2d_float(std::span<const float> x, const Shape4& in, int64
         }
         out[static_cast<size_t>((p * out_h + oh) * out_w + ow)] =
             sum / static_cast<float>((h1 - h0) * (w1 - w0));
+      }
+    }
+  }
+}
+
+QuantizedAvgPoolKernel quantized_adaptive_pool_kernel(bool qnnpack_engine, const Shape4& in, int64_t out_h,
+                                                      int64_t out_w, bool channels_last_input) {
+  const bool resizes = in.h != out_h || in.w != out_w;
+  if (qnnpack_engine && resizes && in.h % out_h == 0 && in.w % out_w == 0) return QuantizedAvgPoolKernel::kQnnpack;
+  if (channels_last_input || (in.h == 1 && in.w == 1) || in.c == 1) return QuantizedAvgPoolKernel::kAtenChannelsLast;
+  return QuantizedAvgPoolKernel::kAtenContiguous;
+}
+
+namespace {
+
+// ATen's adaptive window bounds, computed through float as the kernel does.
+int64_t window_start(int64_t o, int64_t in, int64_t out) {
+  return static_cast<int64_t>(std::floor(static_cast<float>(o * in) / static_cast<float>(out)));
+}
+int64_t window_end(int64_t o, int64_t in, int64_t out) {
+  return static_cast<int64_t>(std::ceil(static_cast<float>((o + 1) * in) / static_cast<float>(out)));
+}
+
+}  // namespace
+
+void quantized_adaptive_avg_pool2d(const QuantizedAdaptivePoolArgs& a, QuantizedAvgPoolKernel kernel,
+                                   std::span<uint8_t> out) {
+  const Shape4& in = a.input_shape;
+  const auto zp = static_cast<int32_t>(a.zero_point);
+  for (int64_t p = 0; p < in.n * in.c; ++p) {
+    const uint8_t* plane = a.input.data() + p * in.h * in.w;
+    for (int64_t oh = 0; oh < a.out_h; ++oh) {
+      const int64_t h0 = window_start(oh, in.h, a.out_h);
+      const int64_t h1 = window_end(oh, in.h, a.out_h);
+      for (int64_t ow = 0; ow < a.out_w; ++ow) {
+        const int64_t w0 = window_start(ow, in.w, a.out_w);
+        const int64_t w1 = window_end(ow, in.w, a.out_w);
+        const int64_t size = (h1 - h0) * (w1 - w0);
+        int64_t sum = 0;
+        for (int64_t ih = h0; ih < h1; ++ih) {
+          for (int64_t iw = w0; iw < w1; ++iw) sum += plane[ih * in.w + iw];
+        }
+        int32_t y = 0;
+        switch (kernel) {
+          case QuantizedAvgPoolKernel::kQnnpack: {
+            // eq. 6.8a: scale = f(s / f(s * f(K))), y = clamp(sat16(RNE(f(f(acc) * scale))) + zp).
+            const float scale = a.scale / (a.scale * static_cast<float>(size));
+            const auto acc = static_cast<int32_t>(sum - size * zp);
+            const int32_t r = convert_to_int32_x86(static_cast<float>(acc) * scale);
+            y = std::clamp(saturate_int16(saturate_int16(r) + zp), 0, 255);
+            break;
+          }
+          case QuantizedAvgPoolKernel::kAtenChannelsLast: {
+            // eq. 6.8b: mult = f(f(s / s) / size), quantize_val(f(1 / mult), zp, -zp*size + Σx).
+            const float mult = (a.scale / a.scale) / static_cast<float>(size);
+            const QuantGrid g{1.0f / mult, a.zero_point, {0, 255}};
+            y = static_cast<int32_t>(quantize_value(static_cast<float>(sum - size * zp), g));
+            break;
+          }
+          case QuantizedAvgPoolKernel::kAtenContiguous: {
+            // eq. 6.8c: r = f(f(1 / kH) / kW), y = uint8(RNE(f(f(Σx) * r))).
+            const float r = (1.0f / static_cast<float>(h1 - h0)) / static_cast<float>(w1 - w0);
+            y = convert_to_int32_x86(static_cast<float>(sum) * r) & 0xFF;
+            break;
+          }
+        }
+        out[static_cast<size_t>((p * a.out_h + oh) * a.out_w + ow)] = static_cast<uint8_t>(y);
       }
     }
   }

@@ -327,8 +327,8 @@ class Executor {
 
   void avg_pool(const Node& node) {
     const Tensor& x = in(node, 0);
-    if (x.quantized()) throw std::invalid_argument("average pooling of quantized tensors is not supported yet");
     const Shape4 s = shape4(x.dims);
+    if (x.quantized()) return quantized_avg_pool(node, x, s);
     Tensor r;
     if (node.op == OpKind::kAdaptiveAvgPool2d) {
       const auto& p = std::get<model::AdaptivePoolParams>(node.params);
@@ -343,6 +343,21 @@ class Executor {
         avg_pool2d_float(x.values, s, window_of(p), p.count_include_pad, p.divisor_override.value_or(0), r.values);
       }
     }
+    out(node) = std::move(r);
+  }
+
+  void quantized_avg_pool(const Node& node, const Tensor& x, const Shape4& s) {
+    if (node.op != OpKind::kAdaptiveAvgPool2d) {
+      throw std::invalid_argument("avg_pool2d of quantized tensors is not supported yet");
+    }
+    const auto& p = std::get<model::AdaptivePoolParams>(node.params);
+    const auto kernel = quantized_adaptive_pool_kernel(options_.profile->qnnpack_average_pooling, s, p.out_h,
+                                                       p.out_w, p.channels_last_input);
+    Tensor r = quantized_tensor({s.n, s.c, p.out_h, p.out_w}, {}, x.scale, x.zero_point);
+    r.bins.resize(static_cast<size_t>(r.numel()));
+    quantized_adaptive_avg_pool2d({.input = x.bins, .input_shape = s, .scale = static_cast<float>(x.scale),
+                                   .zero_point = x.zero_point, .out_h = p.out_h, .out_w = p.out_w},
+                                  kernel, r.bins);
     out(node) = std::move(r);
   }
 

@@ -1,6 +1,12 @@
 // qparity: finds and explains where a fake-quantized (QAT) model and its int8 twin part.
 // This file only parses the command line; the work is in the library and the commands.
 #include <malloc.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <iostream>
@@ -38,6 +44,23 @@ std::string join_arguments(int argc, char** argv) {
 
 std::string version_line() { return "qparity " + std::string(qparity::version()); }
 
+// `qparity model ...` runs qparity-model, installed beside this binary: only it links libtorch,
+// so every other command starts without loading it. Returns only when it cannot be started.
+int exec_model_command(int argc, char** argv) {
+  std::error_code error;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", error);
+  const auto program = (error ? std::filesystem::path(argv[0]).parent_path() : self.parent_path()) / "qparity-model";
+  std::vector<char*> args;
+  std::string name = "qparity model";
+  args.push_back(name.data());
+  for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
+  args.push_back(nullptr);
+  execv(program.c_str(), args.data());
+  std::cerr << "qparity model: error: cannot start " << program.string() << " (" << std::strerror(errno)
+            << "); it is built beside qparity when libtorch is installed (apt-get install libtorch-dev)\n";
+  return kUsageExitCode;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -46,6 +69,7 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
   mallopt(M_ARENA_MAX, 1);  // threads reuse the same warm heap (few, large allocations)
+  if (argc > 1 && std::string(argv[1]) == "model") return exec_model_command(argc, argv);
   CLI::App app{
       "qparity: compare a fake-quantized (QAT) model with its converted int8 twin, bin for bin,\n"
       "with numerics emulating PyTorch 1.13.1's kernels (qnnpack, onednn; fbgemm from source).\n"
@@ -59,6 +83,7 @@ int main(int argc, char** argv) {
       "  qparity seed --observer plain --json r.json\n"
       "  qparity explain --index 0,0,0,128          one element's trace through both paths\n"
       "  qparity sweep --k 0.001:1000:61 --log      where the paths part, over a range of k\n"
+      "  qparity model qat.pt int8.pt --input x.pt --backend qnnpack   your own model, layer by layer\n"
       "Exit codes: 0 the paths agree bin for bin, 1 bins diverge, 2 error.\n"
       "Documentation: README.md, docs/usage.md, docs/json.md, docs/numerics.md.");
 
@@ -93,6 +118,12 @@ int main(int argc, char** argv) {
       "Exit codes: 0 every point agrees bin for bin, 1 some point diverges or is refused by the\n"
       "engine, 2 error.");
   qparity::cli::add_sweep_options(*sweep, sweep_options);
+  CLI::App* model = app.add_subcommand(
+      "model",
+      "Your own model: a QAT model (torch.jit.trace after prepare_qat) and its int8 twin\n"
+      "(torch.jit.script after convert), run down both paths with emulated numerics, compared layer\n"
+      "by layer and checked against libtorch's run of the real models. `qparity model --help`.");
+  model->allow_extras();
   // Without a command qparity runs the seed experiment, so its options work there too.
   qparity::cli::add_seed_options(app, seed_options);
 
@@ -106,6 +137,10 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::cerr << "qparity: error: " << e.what() << " (run 'qparity --help' for usage)\n";
+    return kUsageExitCode;
+  }
+  if (model->parsed()) {
+    std::cerr << "qparity: error: 'model' must be the first argument (qparity model QAT.pt INT8.pt ...)\n";
     return kUsageExitCode;
   }
   if (sweep->parsed()) {

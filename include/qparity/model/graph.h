@@ -103,6 +103,8 @@ struct Pool2dParams {
 
 struct AdaptivePoolParams {
   int64_t out_h = 1, out_w = 1;
+  // The input's memory layout in the real run: ATen picks its quantized kernel by it.
+  bool channels_last_input = false;
 };
 
 struct ConvParams {

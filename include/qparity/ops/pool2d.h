@@ -37,4 +37,27 @@ void avg_pool2d_float(std::span<const float> x, const Shape4& in, const Pool2dWi
 void adaptive_avg_pool2d_float(std::span<const float> x, const Shape4& in, int64_t out_h,
                                int64_t out_w, std::span<float> out);
 
+// Quantized adaptive average pooling of quint8 bins; the output keeps the input's grid. Which
+// of ATen's kernels runs decides the rounding (docs/numerics.md eq. 6.8):
+enum class QuantizedAvgPoolKernel {
+  kQnnpack,             // q8avgpool, kernel = stride = (H/OH, W/OW): Σ(x - zp), RNE, + zp (6.8a)
+  kAtenChannelsLast,    // ATen's NHWC kernel: -zp*size + Σx, quantize_val (6.8b)
+  kAtenContiguous,      // ATen's NCHW kernel: raw bins averaged, no zero point (6.8c)
+};
+
+struct QuantizedAdaptivePoolArgs {
+  std::span<const uint8_t> input;
+  Shape4 input_shape;
+  float scale = 1.0f;
+  int64_t zero_point = 0;
+  int64_t out_h = 1, out_w = 1;
+};
+
+// The kernel ATen 1.13.1 dispatches to.
+QuantizedAvgPoolKernel quantized_adaptive_pool_kernel(bool qnnpack_engine, const Shape4& in, int64_t out_h,
+                                                      int64_t out_w, bool channels_last_input);
+
+void quantized_adaptive_avg_pool2d(const QuantizedAdaptivePoolArgs& args, QuantizedAvgPoolKernel kernel,
+                                   std::span<uint8_t> out);
+
 }  // namespace qparity

@@ -66,6 +66,8 @@ struct BackendProfile {
   // conv's own model can differ by shape: ask conv_accumulation().
   AccumulationModel accumulation = AccumulationModel::kExactInt32;
   AddScheme add = AddScheme::kAtenGeneric;
+  // qnnpack runs quantized average pooling in its own q8avgpool kernel where it can (eq. 6.8a).
+  bool qnnpack_average_pooling = false;
   // onednn only: the ISA class its kernels are dispatched on (from the CpuFeatures).
   std::optional<OnednnIsa> onednn_isa;
   // The rule torch.fused_moving_avg_obs_fake_quant calls in the build this profile
