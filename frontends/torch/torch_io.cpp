@@ -41,9 +41,14 @@ class TorchFloatKernels final : public run::FloatKernels {
   explicit TorchFloatKernels(int threads) : threads_(threads) {}
   std::string_view name() const override { return "libtorch 1.13.1 float kernels"; }
 
-  bool run(const model::Node& node, std::span<const run::Tensor* const> in, run::Tensor& out) override {
-    at::set_num_threads(threads_);
-    auto x = [&](size_t i) { return view_of(*in[i]); };
+  bool run(const model::Node& node, std::span<const run::Tensor* const> in, bool channels_last,
+           run::Tensor& out) override {
+    // Setting the count rebuilds ATen's thread pools: only when it differs.
+    if (at::get_num_threads() != threads_) at::set_num_threads(threads_);
+    auto x = [&](size_t i) {
+      // The first input in the layout the framework had it in: reductions run in memory order.
+      return i == 0 && channels_last ? view_of(*in[i]).contiguous(at::MemoryFormat::ChannelsLast) : view_of(*in[i]);
+    };
     auto optional = [&](size_t i) { return in.size() > i ? c10::optional<at::Tensor>(x(i)) : c10::nullopt; };
     at::Tensor r;
     switch (node.op) {
@@ -68,9 +73,15 @@ class TorchFloatKernels final : public run::FloatKernels {
       }
       case model::OpKind::kAvgPool2d: {
         const auto& p = std::get<model::Pool2dParams>(node.params);
-        r = at::avg_pool2d(x(0), {p.kernel_h, p.kernel_w}, {p.stride_h, p.stride_w}, {p.pad_h, p.pad_w},
-                           p.ceil_mode, p.count_include_pad,
+        r = at::avg_pool2d(x(0), {p.window.kernel_h, p.window.kernel_w}, {p.window.stride_h, p.window.stride_w},
+                           {p.window.pad_h, p.window.pad_w},
+                           p.window.ceil_mode, p.count_include_pad,
                            p.divisor_override ? c10::optional<int64_t>(*p.divisor_override) : c10::nullopt);
+        break;
+      }
+      case model::OpKind::kMean: {
+        const auto& p = std::get<model::MeanParams>(node.params);
+        r = at::mean(x(0), p.dims, p.keepdim);
         break;
       }
       default:
@@ -95,7 +106,7 @@ run::Tensor load_input(const std::string& file) {
     try {
       io::NpyArray a = io::parse_npy(bytes);
       t = run::float_tensor(std::move(a.dims), std::move(a.values));
-    } catch (const std::invalid_argument& e) {
+    } catch (const std::exception& e) {
       throw std::invalid_argument(file + ": " + e.what());
     }
   } else {
@@ -107,12 +118,16 @@ run::Tensor load_input(const std::string& file) {
       throw std::invalid_argument(file + ": not a tensor saved with torch.save or numpy.save (" +
                                   what.substr(0, what.find('\n')) + ")");
     }
-    if (!v.isTensor()) throw std::invalid_argument(file + ": holds a " + v.tagKind() + ", not a tensor");
+    if (!v.isTensor()) {
+      throw std::invalid_argument(file + ": holds a value of type " + v.tagKind() +
+                                  ", not a tensor (save the input tensor itself: torch.save(x, FILE))");
+    }
     const at::Tensor x = v.toTensor();
     if (x.scalar_type() != at::kFloat || x.is_quantized()) {
       throw std::invalid_argument(file + ": the tensor is " + std::string(c10::toString(x.scalar_type())) +
-                                  "; qparity needs float32");
+                                  "; qparity needs float32 (save x.float())");
     }
+    if (x.layout() != at::kStrided) throw std::invalid_argument(file + ": the tensor is sparse; qparity needs a dense float32 tensor");
     const at::Tensor c = x.contiguous();
     t = run::float_tensor(c.sizes().vec(), std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel()));
   }

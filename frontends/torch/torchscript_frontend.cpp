@@ -11,6 +11,8 @@
 #include <torch/csrc/jit/serialization/pickle.h>
 #include <torch/script.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <stdexcept>
@@ -40,6 +42,11 @@ bool is_library_module(const std::string& type) {
 }
 
 model::Dims dims_of(const at::Tensor& t) { return t.sizes().vec(); }
+
+// Stored NHWC (and not also NCHW-contiguous, as tensors with one channel or a 1x1 image are).
+bool stored_channels_last(const at::Tensor& t) {
+  return t.dim() == 4 && !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast);
+}
 
 run::Tensor to_run_tensor(const at::Tensor& t) {
   if (t.is_quantized()) {
@@ -84,6 +91,7 @@ class Walker {
     (void)input_tensor;
     auto& fn = module.get_method("forward").function();
     const auto graph = torch::jit::toGraphFunction(fn).graph();
+    fx_ = contains(type_name(module._ivalue()), ".fx.graph_module.");
     std::vector<Slot> args{{module._ivalue(), model::kNoValue, {}}, {input, graph_->input, {}}};
     std::vector<Slot> outs = run_graph(*graph, args, "", "");
     if (outs.size() != 1 || !outs[0].value.isTensor() || outs[0].id == model::kNoValue) {
@@ -171,13 +179,71 @@ class Walker {
       return;
     }
     if (contains(type, "Observer")) fail(file_ + ": observer module '" + path + "' (" + type + ") is not supported; only fake-quant modules");
+    if (qat_ && method == "forward") capture_convert_source(obj, path, type);
+    if (qat_ && method == "forward" && class_name(type) == "DeQuantStub") {
+      // A traced DeQuantStub records no op (not even its input); convert names its dequantize after it.
+      graph_->dequant_stubs.push_back(path);
+    }
     // The first library module on the way down names the layer of everything inside it.
     std::string inner = layer;
     if (inner.empty() && is_library_module(type)) inner = method == "forward" ? path : path;
     auto& fn = obj->type()->getMethod(method);
     const auto graph = torch::jit::toGraphFunction(fn).graph();
     std::vector<Slot> outs = run_graph(*graph, args, path, inner);
+    // In FX models a library module that hands its input back (nnq.Dropout) still is a layer: the
+    // QAT GraphModule observes its output. (Traced eager QAT models record no call for them.)
+    const bool own_layer = fx_ && layer.empty() && !inner.empty();
+    if (own_layer && outs.size() == 1 && outs[0].id != model::kNoValue && args.size() > 1 && outs[0].id == args[1].id) {
+      outs[0] = identity_layer(path, outs[0]);
+    }
     for (size_t i = 0; i < n->outputs().size(); ++i) env[n->outputs()[i]] = outs.at(i);
+  }
+
+  Slot identity_layer(const std::string& path, const Slot& x) {
+    model::Node node;
+    node.source_op = "identity module";
+    node.op = model::OpKind::kIdentity;
+    node.layer = path;
+    node.inputs = {x.id};
+    const at::Tensor t = x.value.toTensor();
+    node.output = new_value(dims_of(t), t.is_quantized() ? model::ValueType::kQUInt8 : model::ValueType::kFloat,
+                            to_run_tensor(t));
+    graph_->values[static_cast<size_t>(node.output)].channels_last = stored_channels_last(t);
+    node_scopes_.push_back(path);
+    graph_->nodes.push_back(std::move(node));
+    return {x.value, graph_->nodes.back().output, {}};
+  }
+
+  // The class name without module path and TorchScript's ___torch_mangle_N prefix.
+  static std::string class_name(const std::string& type) {
+    const auto dot = type.rfind('.');
+    return dot == std::string::npos ? type : type.substr(dot + 1);
+  }
+
+  // The weight, bias and BN state eager convert() reads from QAT conv / linear modules.
+  void capture_convert_source(const c10::intrusive_ptr<c10::ivalue::Object>& obj, const std::string& path,
+                              const std::string& type) {
+    static const std::unordered_set<std::string> kConvertible{"ConvBnReLU2d", "ConvBn2d", "ConvReLU2d", "Conv2d",
+                                                             "Linear", "LinearReLU"};
+    const std::string name = class_name(type);
+    if (kConvertible.count(name) == 0 || !contains(type, ".qat.")) return;
+    auto tensor_attr = [&](const c10::intrusive_ptr<c10::ivalue::Object>& o, const char* attr) {
+      const at::Tensor t = o->getAttr(attr).toTensor();
+      return model::ConstantTensor{dims_of(t), float_data(t)};
+    };
+    model::ConvertSource s;
+    s.module = path;
+    s.type = name;
+    s.linear = name.rfind("Linear", 0) == 0;
+    s.relu = contains(name, "ReLU");
+    s.weight = tensor_attr(obj, "weight");
+    if (obj->type()->hasAttribute("bias") && obj->getAttr("bias").isTensor()) s.bias = tensor_attr(obj, "bias");
+    if (contains(name, "ConvBn")) {
+      const auto bn = obj->getAttr("bn").toObject();
+      s.bn = model::BatchNormState{tensor_attr(bn, "weight"), tensor_attr(bn, "bias"), tensor_attr(bn, "running_mean"),
+                                   tensor_attr(bn, "running_var")};
+    }
+    graph_->convert_sources.push_back(std::move(s));
   }
 
   void call_function(const Node* n, Env& env, const std::string& scope, const std::string& layer) {
@@ -185,9 +251,10 @@ class Walker {
     std::vector<Slot> args;
     for (size_t i = 1; i < n->inputs().size(); ++i) args.push_back(env.at(n->input(i)));
     const auto graph = torch::jit::toGraphFunction(*fn).graph();
+    const std::string inner_layer = layer.empty() ? fx_node_name(n, scope) : layer;
     Env inner;
     for (size_t i = 0; i < graph->inputs().size(); ++i) inner[graph->inputs()[i]] = args.at(i);
-    run_block(*graph->block(), inner, scope, layer);
+    run_block(*graph->block(), inner, scope, inner_layer);
     for (size_t i = 0; i < n->outputs().size(); ++i) env[n->outputs()[i]] = inner.at(graph->outputs()[i]);
   }
 
@@ -214,7 +281,13 @@ class Walker {
       outputs = stack.at(0).toTupleRef().elements().vec();
     } else if (k == prim::ListUnpack) {
       outputs = stack.at(0).toListRef().vec();
-    } else if (k == prim::unchecked_cast || k == aten::IntImplicit || k == aten::FloatImplicit) {
+      const Slot& list = env.at(n->input(0));
+      for (size_t i = 0; i < n->outputs().size(); ++i) {
+        const model::ValueId id = i < list.list_ids.size() ? list.list_ids[i] : model::kNoValue;
+        env[n->outputs()[i]] = {outputs.at(i), id, {}};
+      }
+      return;
+    } else if (k == prim::unchecked_cast) {
       outputs = {stack.at(0)};
     } else {
       auto op = n->getOperation();
@@ -222,7 +295,94 @@ class Walker {
       outputs = std::move(stack);
     }
     for (size_t i = 0; i < n->outputs().size(); ++i) env[n->outputs()[i]] = {outputs.at(i), model::kNoValue, {}};
+    if (is_chunk(n)) return record_chunks(n, env, scope, layer);
     if (n->outputs().size() == 1 && outputs.at(0).isTensor()) record(n, env, scope, layer);
+    if (tracked(n, env) && has_untracked_tensor_output(n, env)) fail(unsupported(n, scope, layer));
+  }
+
+  // In a scripted FX GraphModule (a converted int8 model) the root forward's variables are the FX
+  // graph's node names, the names FX users know their layers by: "add_relu", "mul_3". Traced
+  // graphs (QAT) carry no such names; their layers adopt the int8 ones (model::adopt_layer_names).
+  std::string fx_node_name(const Node* n, const std::string& scope) const {
+    if (!fx_ || qat_ || !scope.empty() || n->outputs().size() != 1) return {};
+    if (!n->output()->hasDebugName()) return assigned_name(n);
+    std::string name = n->output()->debugName();
+    const auto dot = name.rfind('.');
+    if (dot != std::string::npos && name.find_first_not_of("0123456789", dot + 1) == std::string::npos) name.resize(dot);
+    if (name.find_first_not_of("0123456789_") != std::string::npos) return name;
+    return assigned_name(n);
+  }
+
+  // A value returned at once loses its debug name (`return torch.dequantize(fc20)`), but the FX
+  // code the graph was scripted from still reads `dequantize_27 = fc2.dequantize(); ...`.
+  static std::string assigned_name(const Node* n) {
+    // A saved model's ranges point into its serialized code; the FX code is the range it came from.
+    const auto original = n->sourceRange().findSourceRangeThatGenerated();
+    const torch::jit::SourceRange range = original ? *original : n->sourceRange();
+    const auto& source = range.source();
+    if (!source) return {};
+    std::string line = source->get_line(source->lineno_for_offset(range.start())).str();
+    line.erase(0, line.find_first_not_of(" \t"));
+    const auto eq = line.find(" = ");
+    if (eq == std::string::npos || eq == 0) return {};
+    line.resize(eq);
+    const bool identifier = line.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") ==
+                                std::string::npos &&
+                            std::isdigit(static_cast<unsigned char>(line[0])) == 0;
+    return identifier ? line : std::string();
+  }
+
+  static bool is_chunk(const Node* n) {
+    const std::string op = n->kind().toQualString();
+    return op == "aten::chunk" || op == "aten::split" || op == "aten::unsafe_chunk" || op == "prim::ConstantChunk";
+  }
+
+  // A tracked op must not produce a tensor the IR cannot follow (it would enter as a constant).
+  static bool has_untracked_tensor_output(const Node* n, const Env& env) {
+    for (const Value* v : n->outputs()) {
+      const Slot& s = env.at(v);
+      if (s.value.isTensor() && s.id == model::kNoValue) return true;
+      if (s.value.isTensorList() && s.list_ids.empty()) return true;
+    }
+    return false;
+  }
+
+  // chunk / split: one kSlice node per piece, in order; a list output keeps their ids.
+  void record_chunks(const Node* n, Env& env, const std::string& scope, const std::string& layer) {
+    if (!tracked(n, env)) return;
+    const at::Tensor x = env.at(n->input(0)).value.toTensor();
+    int64_t dim = n->kind() == prim::ConstantChunk ? n->i(c10::attr::dim) : env.at(n->input(2)).value.toInt();
+    if (dim < 0) dim += x.dim();
+    std::vector<at::Tensor> pieces;
+    const bool list = n->outputs().size() == 1 && env.at(n->output()).value.isTensorList();
+    if (list) {
+      pieces = env.at(n->output()).value.toTensorVector();
+    } else {
+      for (const Value* v : n->outputs()) pieces.push_back(env.at(v).value.toTensor());
+    }
+    std::vector<model::ValueId> ids;
+    int64_t start = 0;
+    const model::ValueId source = id_of(n->input(0), env);
+    for (const at::Tensor& piece : pieces) {
+      model::Node node;
+      node.source_op = n->kind().toQualString();
+      node.layer = layer;
+      node.op = model::OpKind::kSlice;
+      node.inputs = {source};
+      node.params = model::SliceParams{dim, start, start + piece.size(dim)};
+      start += piece.size(dim);
+      node.output = new_value(dims_of(piece), piece.is_quantized() ? model::ValueType::kQUInt8 : model::ValueType::kFloat,
+                              to_run_tensor(piece));
+      graph_->values[static_cast<size_t>(node.output)].channels_last = stored_channels_last(piece);
+      ids.push_back(node.output);
+      node_scopes_.push_back(scope);
+      graph_->nodes.push_back(std::move(node));
+    }
+    if (list) {
+      env.at(n->output()).list_ids = ids;
+    } else {
+      for (size_t i = 0; i < ids.size(); ++i) env.at(n->outputs()[i]).id = ids[i];
+    }
   }
 
   bool tracked(const Node* n, const Env& env) const {
@@ -244,7 +404,7 @@ class Walker {
     if (!tracked(n, env)) return;  // computed from parameters and constants only: libtorch's value stands
     model::Node node;
     node.source_op = n->kind().toQualString();
-    node.layer = layer;
+    node.layer = layer.empty() ? fx_node_name(n, scope) : layer;
     const auto in = [&](size_t i) { return env.at(n->input(i)).value; };
     const at::Tensor result = env.at(n->output()).value.toTensor();
     const std::string op = n->kind().toUnqualString();
@@ -302,6 +462,45 @@ class Walker {
       node.op = model::OpKind::kHardtanh;
       node.params = model::ClampParams{in(1).toScalar().toDouble(), in(2).toScalar().toDouble()};
       inputs({0});
+    } else if ((ns == "aten" || ns == "quantized") && (op == "relu6" || op == "relu6_")) {
+      node.op = model::OpKind::kHardtanh;
+      node.params = model::ClampParams{0.0, 6.0};
+      inputs({0});
+    } else if (ns == "aten" && (op == "hardswish" || op == "hardswish_")) {
+      node.op = model::OpKind::kHardswish;
+      inputs({0});
+    } else if (ns == "aten" && (op == "hardsigmoid" || op == "hardsigmoid_")) {
+      node.op = model::OpKind::kHardsigmoid;
+      inputs({0});
+    } else if (ns == "aten" && (op == "sigmoid" || op == "sigmoid_")) {
+      node.op = model::OpKind::kSigmoid;
+      inputs({0});
+    } else if (ns == "quantized" && op == "hardswish") {
+      node.op = model::OpKind::kQHardswish;
+      node.params = model::QuantizeParams{{result.q_scale(), result.q_zero_point()}};
+      inputs({0});
+    } else if (ns == "quantized" && (op == "mul" || op == "mul_relu") && in(1).isTensor()) {
+      node.op = model::OpKind::kQMul;
+      node.params = model::QBinaryParams{{result.q_scale(), result.q_zero_point()}, op == "mul_relu"};
+      inputs({0, 1});
+    } else if (ns == "quantized" && ((op == "add_scalar" || op == "add_scalar_relu" || op == "mul_scalar" ||
+                                      op == "mul_scalar_relu") ||
+                                     ((op == "add" || op == "add_relu" || op == "mul" || op == "mul_relu") &&
+                                      in(1).isScalar()))) {
+      // quantized::add(Tensor, Scalar) (FX) is add_scalar.
+      node.op = op.rfind("add", 0) == 0 ? model::OpKind::kQAddScalar : model::OpKind::kQMulScalar;
+      node.params = model::QScalarParams{in(1).toScalar().toDouble(), op.find("relu") != std::string::npos};
+      inputs({0});
+    } else if (ns == "quantized" && (op == "cat" || op == "cat_relu")) {
+      node.op = model::OpKind::kQCat;
+      const Slot& list = env.at(n->input(0));
+      const auto tensors = list.value.toTensorVector();
+      for (size_t i = 0; i < tensors.size(); ++i) {
+        node.inputs.push_back(list.list_ids.at(i) != model::kNoValue ? list.list_ids[i] : constant(tensors[i]));
+      }
+      int64_t dim = in(1).toInt();
+      if (dim < 0) dim += result.dim();
+      node.params = model::QCatParams{dim, {result.q_scale(), result.q_zero_point()}, op == "cat_relu"};
     } else if (ns == "aten" && op == "max_pool2d") {
       node.op = model::OpKind::kMaxPool2d;
       node.params = pool_params(int_list(in(1)), int_list(in(2)), int_list(in(3)), int_list(in(4)), in(5).toBool());
@@ -315,10 +514,32 @@ class Walker {
       inputs({0});
     } else if (ns == "aten" && op == "adaptive_avg_pool2d") {
       node.op = model::OpKind::kAdaptiveAvgPool2d;
-      const at::Tensor x = in(0).toTensor();
-      node.params = model::AdaptivePoolParams{result.size(-2), result.size(-1),
-                                              x.dim() == 4 && !x.is_contiguous() &&
-                                                  x.is_contiguous(at::MemoryFormat::ChannelsLast)};
+      node.params = model::AdaptivePoolParams{result.size(-2), result.size(-1)};
+      inputs({0});
+    } else if (ns == "aten" && (op == "transpose" || op == "permute")) {
+      node.op = model::OpKind::kPermute;
+      model::Dims perm(static_cast<size_t>(result.dim()));
+      for (size_t d = 0; d < perm.size(); ++d) perm[d] = static_cast<int64_t>(d);
+      const auto wrap = [&](int64_t d) { return d < 0 ? d + result.dim() : d; };
+      if (op == "transpose") {
+        std::swap(perm.at(static_cast<size_t>(wrap(in(1).toInt()))), perm.at(static_cast<size_t>(wrap(in(2).toInt()))));
+      } else {
+        const auto given = int_list(in(1));
+        for (size_t d = 0; d < given.size(); ++d) perm.at(d) = wrap(given[d]);
+      }
+      node.params = model::PermuteParams{perm};
+      inputs({0});
+    } else if (ns == "aten" && op == "mean") {
+      node.op = model::OpKind::kMean;
+      if (n->inputs().size() < 3 || in(1).isNone() || (n->inputs().size() > 3 && !in(3).isNone())) {
+        fail(unsupported(n, scope, layer) + " (mean over all dims or with a dtype)");
+      }
+      model::MeanParams p;
+      p.written = int_list(in(1));
+      for (int64_t d : p.written) p.dims.push_back(d < 0 ? d + in(0).toTensor().dim() : d);
+      std::sort(p.dims.begin(), p.dims.end());
+      p.keepdim = in(2).toBool();
+      node.params = p;
       inputs({0});
     } else if (ns == "aten" && (op == "flatten" || op == "reshape" || op == "view")) {
       node.op = model::OpKind::kReshape;
@@ -357,13 +578,14 @@ class Walker {
     } else if (ns == "quantized" && (op == "add" || op == "add_relu")) {
       if (!in(1).isTensor()) fail(unsupported(n, scope, layer));
       node.op = model::OpKind::kQAdd;
-      node.params = model::QAddParams{{result.q_scale(), result.q_zero_point()}, op == "add_relu"};
+      node.params = model::QBinaryParams{{result.q_scale(), result.q_zero_point()}, op == "add_relu"};
       inputs({0, 1});
     } else {
       fail(unsupported(n, scope, layer));
     }
     node.output = new_value(dims_of(result), result.is_quantized() ? model::ValueType::kQUInt8 : model::ValueType::kFloat,
                             to_run_tensor(result));
+    graph_->values[static_cast<size_t>(node.output)].channels_last = stored_channels_last(result);
     env.at(n->output()).id = node.output;
     node_scopes_.push_back(scope);
     graph_->nodes.push_back(std::move(node));
@@ -387,8 +609,7 @@ class Walker {
     const auto [ph, pw] = two(padding, 0);
     const auto [dh, dw] = two(dilation, 1);
     model::Pool2dParams p;
-    p.kernel_h = kh; p.kernel_w = kw; p.stride_h = sh; p.stride_w = sw;
-    p.pad_h = ph; p.pad_w = pw; p.dilation_h = dh; p.dilation_w = dw; p.ceil_mode = ceil_mode;
+    p.window = {kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode};
     return p;
   }
 
@@ -442,17 +663,19 @@ class Walker {
   // A fake-quant module: read its state into a FakeQuantPoint, record the node, run it for real.
   Slot fake_quant(const c10::intrusive_ptr<c10::ivalue::Object>& obj, const std::string& path,
                   const std::string& type, const Slot& x) {
-    if (!contains(type, "FusedMovingAvgObsFakeQuantize")) {
+    const bool fixed = contains(type, "FixedQParamsFakeQuantize");
+    if (!contains(type, "FusedMovingAvgObsFakeQuantize") && !fixed) {
       fail(file_ + ": fake-quant module '" + path + "' is a " + type +
-           "; qparity supports FusedMovingAvgObsFakeQuantize (the 1.13 default QAT qconfigs)");
+           "; qparity supports FusedMovingAvgObsFakeQuantize (the 1.13 default QAT qconfigs) and "
+           "FixedQParamsFakeQuantize");
     }
     if (!qat_) fail(file_ + ": fake-quant module '" + path + "' in the int8 model (pass the QAT model first)");
     torch::jit::Module module(obj);
-    model::FakeQuantPoint p = read_fake_quant(module, path);
+    model::FakeQuantPoint p = fixed ? read_fixed_fake_quant(module, path) : read_fake_quant(module, path);
     const model::ValueId in_id = x.id != model::kNoValue ? x.id : constant(x.value.toTensor());
     const at::Tensor result = module.forward({x.value}).toTensor();
     model::Node node;
-    node.source_op = "aten::fused_moving_avg_obs_fake_quant";
+    node.source_op = fixed ? "aten::fake_quantize_per_tensor_affine" : "aten::fused_moving_avg_obs_fake_quant";
     node.op = model::OpKind::kFakeQuant;
     node.inputs = {in_id};
     node.params = model::FakeQuantParams{static_cast<int32_t>(graph_->fake_quants.size())};
@@ -465,6 +688,44 @@ class Walker {
     fake_quant_inputs_.push_back({graph_->nodes.size(), in_id});
     graph_->nodes.push_back(std::move(node));
     return {result, graph_->nodes.back().output, {}};
+  }
+
+  // The op a fake-quant module's forward calls, with its constant arguments.
+  const Node* find_op(const std::shared_ptr<torch::jit::Graph>& graph, const char* op, const std::string& path) {
+    const Node* found = nullptr;
+    for (const Node* n : graph->nodes()) {
+      if (n->kind() == c10::Symbol::fromQualString(op)) found = n;
+    }
+    if (found == nullptr) fail(file_ + ": fake-quant module '" + path + "' has no " + op + " op");
+    return found;
+  }
+
+  c10::IValue constant_argument(const Node* n, size_t i, const std::string& path) {
+    const auto v = torch::jit::toIValue(n->input(i));
+    if (!v) fail(file_ + ": fake-quant module '" + path + "': argument " + std::to_string(i) + " is not a constant");
+    return *v;
+  }
+
+  // FixedQParamsFakeQuantize (sigmoid / hardsigmoid outputs): fixed buffers, nothing observes.
+  model::FakeQuantPoint read_fixed_fake_quant(torch::jit::Module& module, const std::string& path) {
+    model::FakeQuantPoint p;
+    p.module = path;
+    p.kind = FakeQuantModuleKind::kFixedQParamsFakeQuantize;
+    const auto graph = module.get_method("forward").graph()->copy();
+    torch::jit::Inline(*graph);
+    const Node* op = find_op(graph, "aten::fake_quantize_per_tensor_affine", path);
+    p.spec.quant_min = constant_argument(op, 3, path).toInt();
+    p.spec.quant_max = constant_argument(op, 4, path).toInt();
+    p.spec.qscheme = QScheme::kPerTensorAffine;
+    p.spec.dtype = p.spec.quant_min < 0 ? QDType::kQInt8 : QDType::kQUInt8;
+    p.spec.custom_range = true;
+    p.scale = float_data(module.attr("scale").toTensor());
+    for (const float z : float_data(module.attr("zero_point").toTensor())) p.zero_point.push_back(static_cast<int64_t>(z));
+    p.min_val = {0.0f};  // no running range: one entry for the one per-tensor channel
+    p.max_val = {0.0f};
+    p.observer_enabled = false;
+    p.fake_quant_enabled = module.attr("fake_quant_enabled").toTensor().item<int64_t>() != 0;
+    return p;
   }
 
   model::FakeQuantPoint read_fake_quant(torch::jit::Module& module, const std::string& path) {
@@ -513,15 +774,25 @@ class Walker {
   void name_layers() {
     std::unordered_map<model::ValueId, size_t> producer;
     for (size_t i = 0; i < graph_->nodes.size(); ++i) producer[graph_->nodes[i].output] = i;
+    // Only the functional's own ops join: add / mul / cat, and the relu of add_relu before them.
+    const auto functional_op = [](model::OpKind op) {
+      return op == model::OpKind::kAdd || op == model::OpKind::kMul || op == model::OpKind::kCat;
+    };
     for (const auto& [fq, input] : fake_quant_inputs_) {
+      if (fx_) break;  // FX models have no FloatFunctional; their fake-quants are folded below
       model::ValueId v = input;
       while (producer.count(v) != 0) {
         model::Node& p = graph_->nodes[producer[v]];
-        if (!p.layer.empty() || p.inputs.empty()) break;
+        const bool joins = p.op == model::OpKind::kRelu || functional_op(p.op);
+        if (!p.layer.empty() || p.inputs.empty() || !joins) break;
         p.layer = graph_->nodes[fq].layer;
+        if (functional_op(p.op)) break;
         v = p.inputs.front();
       }
     }
+    // Module names stay theirs: a functional F.relu6 next to a module named relu6 becomes relu6_1.
+    std::unordered_set<std::string> taken;
+    for (const model::Node& node : graph_->nodes) taken.insert(node.layer);
     std::unordered_map<std::string, int> count;
     for (size_t i = 0; i < graph_->nodes.size(); ++i) {
       model::Node& node = graph_->nodes[i];
@@ -530,12 +801,27 @@ class Walker {
       if (!op.empty() && op.back() == '_') op.pop_back();
       const std::string& scope = node_scopes_[i];
       const std::string base = scope.empty() ? op : scope + "." + op;
-      const int k = count[base]++;
-      node.layer = k == 0 ? base : base + "_" + std::to_string(k);
+      do {
+        const int k = count[base]++;
+        node.layer = k == 0 ? base : base + "_" + std::to_string(k);
+      } while (taken.count(node.layer) != 0);
+      taken.insert(node.layer);
+    }
+    // FX inserts its fake-quants as top-level modules (activation_post_process_3, called again as
+    // forward1, forward2 ... where ops share qparams): each belongs to the layer whose output it
+    // observes, as in eager mode.
+    for (size_t i = 0; i < graph_->nodes.size(); ++i) {
+      model::Node& node = graph_->nodes[i];
+      if (node.op != model::OpKind::kFakeQuant || !fx_) continue;
+      const auto& point = graph_->fake_quants[static_cast<size_t>(std::get<model::FakeQuantParams>(node.params).point)];
+      if (point.module.find('.') != std::string::npos) continue;
+      const auto p = producer.find(node.inputs.front());
+      if (p != producer.end()) node.layer = graph_->nodes[p->second].layer;
     }
   }
 
   bool qat_;
+  bool fx_ = false;  // the model is a (traced or scripted) FX GraphModule
   std::string file_;
   model::Graph* graph_ = nullptr;
   std::vector<std::optional<run::Tensor>>* reference_ = nullptr;

@@ -46,7 +46,10 @@ void fill_metrics(const Tensor& fq, const Tensor& q, LayerComparison& c) {
       ++c.bin_mismatch_count;
       ++c.dq_histogram[dq];
       c.max_abs_dq = std::max(c.max_abs_dq, std::abs(dq));
-      if (!c.first_mismatch) c.first_mismatch = static_cast<int64_t>(i);
+      if (!c.first_mismatch) {
+        c.first_mismatch = LayerMismatch{static_cast<int64_t>(i), fq_bin, q_bin,
+                                         static_cast<float>(a), static_cast<float>(b)};
+      }
     }
     signal += a * a;
     noise += (a - b) * (a - b);
@@ -85,13 +88,16 @@ ModelComparison compare_paths(const Graph& fake_quant, const run::RunResult& fak
     const Layer* fq_layer = nullptr;
     if (const auto it = fq_index.find(layer.name); it != fq_index.end()) {
       fq_layer = &fq_layers[it->second];
-    } else if (!last.inputs.empty() && int8_layer_of_value.count(last.inputs[0]) != 0) {
+    } else if (last.op == model::OpKind::kDequantize && !last.inputs.empty() &&
+               int8_layer_of_value.count(last.inputs[0]) != 0) {
       fq_layer = counterpart[int8_layer_of_value[last.inputs[0]]->name];
       c.has_fake_quant_counterpart = fq_layer != nullptr;
     }
     if (fq_layer == nullptr) {
       throw std::invalid_argument("the models do not correspond: int8 layer '" + layer.name +
-                                  "' has no layer of that name in the QAT model");
+                                  "' (" + std::string(to_string(last.op)) + ", output " +
+                                  model::to_string(q.dims) +
+                                  ") has no layer of that name in the QAT model");
     }
     counterpart[layer.name] = fq_layer;
     const Tensor& fq = fake_quant_run.values[static_cast<size_t>(fq_layer->output)];
@@ -123,6 +129,15 @@ ModelComparison compare_paths(const Graph& fake_quant, const run::RunResult& fak
     fill_metrics(fq, q, c);
     if (c.bin_mismatch_count > 0 && !result.first_divergent) result.first_divergent = result.layers.size();
     result.layers.push_back(std::move(c));
+  }
+  // Every QAT layer whose output is fake-quantized is a quantized layer of the int8 model too.
+  for (const Layer& l : fq_layers) {
+    const model::Node& last = fake_quant.nodes[l.nodes.back()];
+    if (last.op != model::OpKind::kFakeQuant || counterpart.count(l.name) != 0) continue;
+    throw std::invalid_argument(
+        "the models do not correspond: QAT layer '" + l.name + "' (output " +
+        model::to_string(fake_quant_run.values[static_cast<size_t>(l.output)].dims) +
+        ") has no layer of that name in the int8 model");
   }
   for (size_t i = 0; i < result.layers.size(); ++i) {
     const auto share = [&](size_t k) {

@@ -1,5 +1,6 @@
 #include "qparity/io/npy.h"
 
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 
@@ -14,23 +15,36 @@ std::string dict_value(const std::string& header, const std::string& key) {
   if (start == std::string::npos) throw std::invalid_argument("the .npy header is malformed");
   ++start;
   while (start < header.size() && header[start] == ' ') ++start;
+  if (start >= header.size()) throw std::invalid_argument("the .npy header is malformed");
   const char open = header[start];
   const auto end = open == '(' ? header.find(')', start) + 1 : header.find_first_of(",}", start + 1);
   if (end == std::string::npos || end <= start) throw std::invalid_argument("the .npy header is malformed");
   return open == '\'' ? header.substr(start, header.find('\'', start + 1) + 1 - start) : header.substr(start, end - start);
 }
 
+// "(2, 3)", "(5,)" or "()": non-negative integers only; the element count must fit in memory
+// arithmetic (no overflow), or the data size check below could be fooled.
 std::vector<int64_t> parse_shape(const std::string& text) {
+  if (text.size() < 2 || text.front() != '(' || text.back() != ')') {
+    throw std::invalid_argument("the .npy shape " + text + " is not a tuple");
+  }
   std::vector<int64_t> dims;
-  size_t i = 1;  // after '('
-  while (i < text.size()) {
-    while (i < text.size() && (text[i] == ' ' || text[i] == ',')) ++i;
-    if (i >= text.size() || text[i] == ')') break;
-    size_t used = 0;
-    const long long v = std::stoll(text.substr(i), &used);
-    if (v < 0 || used == 0) throw std::invalid_argument("the .npy shape is invalid");
+  size_t i = 1;
+  const size_t end = text.size() - 1;
+  while (i < end) {
+    while (i < end && (text[i] == ' ' || text[i] == ',')) ++i;
+    if (i >= end) break;
+    if (text[i] < '0' || text[i] > '9')
+      throw std::invalid_argument("the .npy shape " + text + " is invalid");
+    int64_t v = 0;
+    while (i < end && text[i] >= '0' && text[i] <= '9') {
+      if (v > (INT64_MAX - 9) / 10)
+        throw std::invalid_argument("the .npy shape " + text + " is too large");
+      v = v * 10 + (text[i] - '0');
+      ++i;
+    }
+    if (i < end && text[i] == 'L') ++i;  // Python 2 longs
     dims.push_back(v);
-    i += used;
   }
   return dims;
 }
@@ -57,18 +71,34 @@ NpyArray parse_npy(const std::string& bytes) {
   if (bytes.size() < offset + header_len) throw std::invalid_argument("the .npy header is truncated");
   const std::string header = bytes.substr(offset, header_len);
   const std::string descr = dict_value(header, "descr");
-  if (descr != "'<f4'") throw std::invalid_argument("the .npy dtype is " + descr + "; qparity needs float32 ('<f4')");
-  if (dict_value(header, "fortran_order").rfind("False", 0) != 0) {
-    throw std::invalid_argument("the .npy array is in Fortran order; save it in C order");
+  if (descr == "'>f4'") {
+    throw std::invalid_argument(
+        "the .npy array is big-endian float32 ('>f4'); qparity needs little-endian float32 "
+        "('<f4')");
   }
+  if (descr != "'<f4'")
+    throw std::invalid_argument("the .npy dtype is " + descr + "; qparity needs float32 ('<f4')");
+  const std::string order = dict_value(header, "fortran_order");
+  if (order.rfind("True", 0) == 0)
+    throw std::invalid_argument("the .npy array is in Fortran order; save it in C order");
+  if (order.rfind("False", 0) != 0)
+    throw std::invalid_argument("the .npy header is malformed (fortran_order " + order + ")");
   NpyArray array;
   array.dims = parse_shape(dict_value(header, "shape"));
   size_t count = 1;
-  for (const int64_t d : array.dims) count *= static_cast<size_t>(d);
+  for (const int64_t d : array.dims) {
+    const auto n = static_cast<size_t>(d);
+    if (n != 0 && count > SIZE_MAX / sizeof(float) / n) {
+      throw std::invalid_argument("the .npy shape has more elements than this machine can address");
+    }
+    count *= n;
+  }
   const size_t data_at = offset + header_len;
   if (bytes.size() - data_at != count * sizeof(float)) {
-    throw std::invalid_argument("the .npy data holds " + std::to_string(bytes.size() - data_at) + " bytes, the shape needs " +
-                                std::to_string(count * sizeof(float)));
+    throw std::invalid_argument(
+        "the .npy data holds " + std::to_string(bytes.size() - data_at) +
+        " bytes, the shape needs " + std::to_string(count * sizeof(float)) +
+        (bytes.size() - data_at < count * sizeof(float) ? " (truncated file?)" : ""));
   }
   array.values.resize(count);
   std::memcpy(array.values.data(), bytes.data() + data_at, count * sizeof(float));

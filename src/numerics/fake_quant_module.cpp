@@ -12,6 +12,8 @@ std::string_view to_string(FakeQuantModuleKind kind) {
       return "FakeQuantize";
     case FakeQuantModuleKind::kFusedMovingAvgObsFakeQuantize:
       return "FusedMovingAvgObsFakeQuantize";
+    case FakeQuantModuleKind::kFixedQParamsFakeQuantize:
+      return "FixedQParamsFakeQuantize";
   }
   return "?";
 }
@@ -27,7 +29,7 @@ UsedQParams fake_quant_forward(FakeQuantModule& module, QParamRule fused_rule) {
   }
   const QRange range = observer_quant_range(module.spec);
   UsedQParams used;
-  if (module.kind == FakeQuantModuleKind::kFakeQuantize) {
+  if (module.kind != FakeQuantModuleKind::kFusedMovingAvgObsFakeQuantize) {
     used.grid = {module.scale_buffer, module.zero_point_buffer, range};
     used.provenance = "FakeQuantize with observer off: the scale/zero_point buffers as they were";
     if (module.hand_set_scale) used.provenance += " (scale hand-set, honoured)";

@@ -8,6 +8,7 @@
 #include "qparity/numerics/float32.h"
 #include "qparity/numerics/quantize.h"
 #include "qparity/numerics/requantize.h"
+#include "qparity/ops/aten_quint8.h"
 
 namespace qparity {
 
@@ -16,6 +17,10 @@ void quantized_add_qnnpack(const QuantizedAddArgs& args, std::span<uint8_t> out)
   const float a_rel = args.a_scale / args.output_scale;
   const float b_rel = args.b_scale / args.output_scale;
   const float largest = std::max(a_rel, b_rel);
+  if (args.relu && args.output_zero_point >= 255) {
+    // QNNPACK's add operator needs its clamp range [zp, 255] non-empty.
+    throw std::invalid_argument("QNNPACK refuses add_relu with output zero point 255 (an empty output range)");
+  }
   if (!(largest >= 0x1.0p-14f) || !(largest < 0x1.0p+8f)) {
     throw std::invalid_argument(
         "qnnpack add: the relative scale input_scale / output_scale must lie in [2^-14, 2^8)");
@@ -43,29 +48,33 @@ void quantized_add_qnnpack(const QuantizedAddArgs& args, std::span<uint8_t> out)
   }
 }
 
-void quantized_add_generic(const QuantizedAddArgs& args, int64_t vector_block,
-                           std::span<uint8_t> out) {
-  const size_t n = args.a.size();
-  const size_t vector_end = vector_block > 0 ? n - n % static_cast<size_t>(vector_block) : 0;
-  // eq. 6.7d: vector dequantize f(fma(s, q, f(s * -zp))), scalar tail f(s * f(q - zp)).
-  const float a_premul = args.a_scale * static_cast<float>(-args.a_zero_point);
-  const float b_premul = args.b_scale * static_cast<float>(-args.b_zero_point);
-  const QuantGrid grid{args.output_scale, args.output_zero_point, {0, 255}};
-  for (size_t i = 0; i < n; ++i) {
-    float da = 0.0f;
-    float db = 0.0f;
-    if (i < vector_end) {
-      da = std::fma(args.a_scale, static_cast<float>(args.a[i]), a_premul);
-      db = std::fma(args.b_scale, static_cast<float>(args.b[i]), b_premul);
-    } else {
-      da = dequantize_value(args.a[i], args.a_scale, args.a_zero_point);
-      db = dequantize_value(args.b[i], args.b_scale, args.b_zero_point);
-    }
-    float c = da + db;
-    if (args.relu) c = std::max(c, 0.0f);
-    // eq. 6.7e: quantize as eq. 5.1.
-    out[i] = static_cast<uint8_t>(quantize_value(c, grid));
+namespace {
+
+// eq. 6.7d-e for element i: dequantize with the lambda's formula, add, relu, quantize (eq. 5.1).
+uint8_t generic_add_one(const QuantizedAddArgs& args, size_t i, bool vectorized, const QuantGrid& grid) {
+  float da = 0.0f;
+  float db = 0.0f;
+  if (vectorized) {
+    da = dequantize_vector(args.a[i], args.a_scale, scale_neg_zero_point(args.a_scale, args.a_zero_point));
+    db = dequantize_vector(args.b[i], args.b_scale, scale_neg_zero_point(args.b_scale, args.b_zero_point));
+  } else {
+    da = dequantize_value(args.a[i], args.a_scale, args.a_zero_point);
+    db = dequantize_value(args.b[i], args.b_scale, args.b_zero_point);
   }
+  float c = da + db;
+  if (args.relu) c = std::max(c, 0.0f);
+  return static_cast<uint8_t>(quantize_value(c, grid));
+}
+
+}  // namespace
+
+void quantized_add_generic(const QuantizedAddArgs& args, const AtenLoop& loop, std::span<uint8_t> out) {
+  const QuantGrid grid{args.output_scale, args.output_zero_point, {0, 255}};
+  for_each_aten_range(static_cast<int64_t>(args.a.size()), loop, [&](int64_t begin, int64_t end, bool vectorized) {
+    for (auto i = static_cast<size_t>(begin); i < static_cast<size_t>(end); ++i) {
+      out[i] = generic_add_one(args, i, vectorized, grid);
+    }
+  });
 }
 
 }  // namespace qparity

@@ -124,7 +124,7 @@ std::optional<BackendProfile> make_backend_profile(std::string_view name, const 
     p.requant = RequantScheme::kQnnpackFp32;
     p.checks_padded_unit_weight_scale = true;
     p.add = AddScheme::kQnnpackFixedPoint;
-    p.qnnpack_average_pooling = true;
+    p.qnnpack_operators = true;
     p.accumulation = AccumulationModel::kExactInt32;
     p.fused_fake_quant_rule = QParamRule::kAtenChooseQuantizationParams;
     p.verified_against_real_kernel = true;

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """Renders qparity's HTML reports and checks them in headless Chromium.
 
-Runs `qparity seed`, `qparity explain` and `qparity sweep` with --html into a temporary
-directory, opens each page in Debian's headless Chromium through Selenium and chromedriver, and
-checks that
+Runs `qparity seed`, `qparity explain` and `qparity sweep` (and, with --model-report, `qparity
+model` on a generated model) with --html into a temporary directory, opens each page in Debian's
+headless Chromium through Selenium and chromedriver, and checks that
 
   * the browser logs no console error (no SEVERE entry),
   * the page makes no network request other than loading its own file:// document,
@@ -12,7 +12,9 @@ checks that
   * the seed default's staircase marks the divergent column w = 128 (fake-quant 128, int8 127)
     and its zoom shows the int8 bin 127 twice,
   * the page fits a narrow (phone-width) window without horizontal scrolling,
-  * text is escaped (a report whose file name contains <&> shows it literally).
+  * text is escaped (a report whose file name contains <&> shows it literally),
+  * the model report draws one chart column per row of its layer table, a mismatch-share bar for
+    exactly the layers whose bins differ, and marks the same first divergent layer in both.
 
 A full-page PNG screenshot of each page is saved in --artifacts (default ./html-artifacts).
 Exit code 0 when every check passes, 1 otherwise: each failed check is printed, and a missing
@@ -309,11 +311,59 @@ def check_sweep(c, driver, page, command_line):
             "the exact command line is shown")
 
 
+def check_model(c, driver, page, command_line):
+    element_checks(c, driver, page, ["depth-chart"],
+                   ["layers", "grids", "mismatches", "outputs", "reference", "engine-table"])
+    c.check(page, js(driver, "return document.body.dataset.report") == "model", "the page is a model report")
+    c.check(page, js(driver, "return document.body.dataset.status") == "diverge",
+            "the header says the paths diverge (convnet_basic on qnnpack does)")
+    rows = js(driver, "return [...document.querySelectorAll('#layers tbody tr')].map(r => r.dataset.layer)")
+    columns = js(driver, "return [...document.querySelectorAll('#depth-chart g.layer')].map(g => g.dataset.layer)")
+    c.check(page, len(rows) >= 4 and rows == columns,
+            f"one chart column per table row, in the same order ({len(columns)} columns, {len(rows)} rows)")
+    drawn = js(driver, "return [...document.querySelectorAll('#depth-chart g.layer circle')]"
+                       ".every(e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0; })")
+    c.check(page, drawn, "every layer's SQNR marker is drawn with a size")
+    differs = js(driver, "return [...document.querySelectorAll('#layers tbody tr')]"
+                         ".filter(r => +r.dataset.mismatch > 0).map(r => r.dataset.layer)")
+    bars = js(driver, "return [...document.querySelectorAll('#depth-chart g.layer')]"
+                      ".filter(g => g.querySelector('rect.share')).map(g => g.dataset.layer)")
+    c.check(page, bool(differs) and differs == bars,
+            f"a mismatch-share bar exactly for the layers whose bins differ ({bars} / {differs})")
+    first_row = js(driver, "const r = document.querySelector('#layers tr.first-diff'); return r ? r.dataset.layer : null")
+    first_col = js(driver, "const s = document.getElementById('depth-chart');"
+                           "const g = s.querySelector('g.layer[data-index=\"' + s.dataset.firstDivergent + '\"]');"
+                           "return g ? g.dataset.layer : null")
+    c.check(page, first_row is not None and first_row == first_col and first_row == differs[0],
+            f"the first divergent layer is marked in the table and the chart ({first_row}, {first_col})")
+    c.check(page, js(driver, "return document.querySelectorAll('#depth-chart .first-divergent').length") == 1,
+            "the chart draws the first-divergent line")
+    c.check(page, js(driver, "return document.querySelectorAll('#mismatches tbody tr').length") == len(differs),
+            "one first-mismatch row per divergent layer")
+    c.check(page, "bit-exact" in js(driver, "return document.getElementById('reference-section').textContent"),
+            "the reference check says the emulation is bit-exact")
+    c.check(page, js(driver, "return document.getElementById('command-line').textContent") == command_line,
+            "the exact command line is shown")
+
+
+def model_page(qparity, workdir, models):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cli"))
+    import model_fixtures
+    files = model_fixtures.model_files(model_fixtures.models_root(models, ("convnet_basic",)), "convnet_basic")
+    return render(qparity, workdir, "model.html",
+                  ["model", files["qat.pt"], files["int8.pt"], "--input", files["input.pt"], "--backend", "qnnpack"],
+                  {1})
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--qparity", required=True, help="path of the qparity binary")
     parser.add_argument("--artifacts", default="html-artifacts",
                         help="directory for the screenshots and pages (default: ./html-artifacts)")
+    parser.add_argument("--model-report", action="store_true",
+                        help="also check `qparity model --html` (needs qparity-model and generated models)")
+    parser.add_argument("--models", default=None,
+                        help="make_models.py output directory for the model report (default: the cache)")
     args = parser.parse_args()
     qparity = str(Path(args.qparity).resolve())
     artifacts = Path(args.artifacts).resolve()
@@ -332,6 +382,8 @@ def main():
                 ("explain", *render(qparity, tmp, "explain.html", ["explain"], {1}), check_explain),
                 ("sweep", *render(qparity, tmp, "sweep.html", SWEEP_ARGS, {1}), check_sweep),
             ]
+            if args.model_report or args.models:
+                pages.append(("model", *model_page(qparity, tmp, args.models), check_model))
         except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
             print(f"check_html: FAIL: {e}", file=sys.stderr)
             return 1

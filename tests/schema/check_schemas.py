@@ -7,7 +7,12 @@ of the documents (diagnosis on and off, agreeing and diverging paths, every dive
 seed family reaches, fixes that are refused, budgets, refined sweeps with refused points), and
 checks that a few deliberately broken documents are rejected, so the schemas are not vacuous.
 
-Usage: /usr/bin/python3 check_schemas.py --qparity PATH
+With --model-documents (or --models DIR) it also runs `qparity model` on the generated
+convnet_basic model (qnnpack): with and without the reference check, from .pt, .npy and
+--input-shape, with budgets, with observers still enabled. --models names a make_models.py output
+directory; without it the models come from the cache (tests/cli/model_fixtures.py).
+
+Usage: /usr/bin/python3 check_schemas.py --qparity PATH [--model-documents] [--models DIR]
 """
 import argparse
 import copy
@@ -18,6 +23,8 @@ import sys
 import tempfile
 
 import jsonschema
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCHEMAS = os.path.join(HERE, "..", "..", "docs", "schema")
@@ -48,6 +55,15 @@ SWEEP_RUNS = [
      "--backend", "qnnpack,onednn"],
 ]
 
+# {qat}, {qat_observing}, {int8}, {input_pt}, {input_npy}: the files of convnet_basic/qnnpack.
+MODEL_RUNS = [
+    ["{qat}", "{int8}", "--input", "{input_pt}", "--backend", "qnnpack"],
+    ["{qat}", "{int8}", "--input", "{input_npy}", "--backend", "qnnpack", "--no-reference"],
+    ["{qat}", "{int8}", "--input-shape", "1,3,32,32", "--backend", "qnnpack",
+     "--fail-on", "max-dq=0,bin-mismatch=5,sqnr-min=20"],
+    ["{qat_observing}", "{int8}", "--input", "{input_pt}", "--backend", "qnnpack", "--fail-on", "max-dq=255"],
+]
+
 
 def load_schema(kind):
     with open(os.path.join(SCHEMAS, "qparity.%s.schema.json" % kind)) as f:
@@ -66,11 +82,26 @@ def emit(binary, command, args, tmp, n):
         return json.load(f), cmd
 
 
+def emit_model(binary, args, files, tmp, n):
+    path = os.path.join(tmp, "model-%d.json" % n)
+    cmd = [binary, "model", *[a.format(**files) for a in args], "--json", path]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), proc.returncode, proc.stderr))
+    with open(path) as f:
+        return json.load(f), cmd
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--qparity", required=True)
-    binary = os.path.abspath(ap.parse_args().qparity)
-    validators = {kind: load_schema(kind) for kind in ("seed", "explain", "sweep")}
+    ap.add_argument("--model-documents", action="store_true", help="also check qparity model --json")
+    ap.add_argument("--models", default=None, help="make_models.py output directory (implies --model-documents)")
+    opts = ap.parse_args()
+    binary = os.path.abspath(opts.qparity)
+    with_model = opts.model_documents or opts.models is not None
+    kinds = ("seed", "explain", "sweep") + (("model",) if with_model else ())
+    validators = {kind: load_schema(kind) for kind in kinds}
     failures = []
     docs = {}
     count = 0
@@ -80,6 +111,22 @@ def main():
                 doc, cmd = emit(binary, command, args, tmp, n)
                 docs.setdefault(command, doc)
                 errors = sorted(validators[command].iter_errors(doc), key=lambda e: list(e.path))
+                count += 1
+                for e in errors[:5]:
+                    failures.append("%s: %s at /%s" % (" ".join(cmd), e.message,
+                                                        "/".join(map(str, e.path))))
+        if with_model:
+            import model_fixtures
+            root = model_fixtures.models_root(opts.models, ("convnet_basic",))
+            f = model_fixtures.model_files(root, "convnet_basic")
+            files = {"qat": f["qat.pt"], "qat_observing": f["qat_observing.pt"], "int8": f["int8.pt"],
+                     "input_pt": f["input.pt"], "input_npy": f["input.npy"]}
+            for n, run_args in enumerate(MODEL_RUNS):
+                doc, cmd = emit_model(binary, run_args, files, tmp, n)
+                docs.setdefault("model", doc)
+                if "budgets" in doc:
+                    docs.setdefault("model-budgets", doc)
+                errors = sorted(validators["model"].iter_errors(doc), key=lambda e: list(e.path))
                 count += 1
                 for e in errors[:5]:
                     failures.append("%s: %s at /%s" % (" ".join(cmd), e.message,
@@ -101,6 +148,58 @@ def main():
     explain = copy.deepcopy(docs["explain"])
     explain["index"] = [0, 0, 0]
     broken.append(("explain", explain, "a 3-number index"))
+    if with_model:
+        model = docs["model"]
+        divergent = [i for i, l in enumerate(model["layers"]) if l["compare"]["bin_mismatch_count"] > 0]
+        agreeing = [i for i, l in enumerate(model["layers"]) if l["compare"]["bin_mismatch_count"] == 0]
+        m = copy.deepcopy(model)
+        m["schema"] = "qparity.model/2"
+        broken.append(("model", m, "another schema version"))
+        m = copy.deepcopy(model)
+        del m["layers"][0]["compare"]["first_mismatch"]
+        broken.append(("model", m, "a layer without first_mismatch"))
+        m = copy.deepcopy(model)
+        del m["layers"][0]["int8"]["zero_point"]
+        broken.append(("model", m, "a layer's int8 grid without zero_point"))
+        m = copy.deepcopy(model)
+        m["layers"][0]["fake_quant"]["scale"] = 0
+        broken.append(("model", m, "a zero scale"))
+        m = copy.deepcopy(model)
+        m["layers"][0]["compare"]["sqnr_db"] = "lots"
+        broken.append(("model", m, "an SQNR that is neither a number nor inf"))
+        m = copy.deepcopy(model)
+        m["outputs"]["int8"][0] = None
+        broken.append(("model", m, "a null output value"))
+        m = copy.deepcopy(model)
+        del m["outputs"]["shape"]
+        broken.append(("model", m, "outputs without shape"))
+        m = copy.deepcopy(model)
+        m["reference"]["skipped"] = "why not"
+        broken.append(("model", m, "a reference both run and skipped"))
+        m = copy.deepcopy(model)
+        m["summary"]["extra"] = 1
+        broken.append(("model", m, "an unknown summary key"))
+        m = copy.deepcopy(model)
+        m["layers"][0]["compare"]["dq_histogram"]["0"] = 3
+        broken.append(("model", m, "a histogram entry for dq = 0"))
+        if divergent:
+            m = copy.deepcopy(model)
+            m["layers"][divergent[0]]["compare"]["first_mismatch"] = None
+            broken.append(("model", m, "a divergent layer without first mismatch"))
+            m = copy.deepcopy(model)
+            m["summary"]["agree"] = True
+            broken.append(("model", m, "agree with a first divergent layer"))
+            m = copy.deepcopy(model)
+            m["layers"][divergent[0]]["compare"]["first_mismatch"]["int8_bin"] = 256
+            broken.append(("model", m, "an int8 bin of 256"))
+        if agreeing:
+            m = copy.deepcopy(model)
+            m["layers"][agreeing[0]]["compare"]["max_abs_dq"] = 2
+            broken.append(("model", m, "max |dq| 2 without a mismatching bin"))
+        if "model-budgets" in docs:
+            m = copy.deepcopy(docs["model-budgets"])
+            m["budgets"][0]["budget"] = "fp32-mismatch"
+            broken.append(("model", m, "a budget qparity model does not have"))
     for kind, doc, what in broken:
         if validators[kind].is_valid(doc):
             failures.append("the %s schema accepts a document with %s" % (kind, what))

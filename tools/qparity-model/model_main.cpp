@@ -1,18 +1,33 @@
 // qparity-model: `qparity model QAT.pt INT8.pt --input x.pt --backend qnnpack`. The one part of
 // qparity that links libtorch (to read TorchScript and run the real models); `qparity model`
 // hands its arguments to this program so the main CLI starts without loading libtorch.
-#include <CLI/CLI.hpp>
+//
+// Every bad input ends the same way: one line on stderr, "qparity model: error: <what>", naming
+// the file or option and what is wrong, exit code 2, and no output file (outputs are reserved as
+// temporaries first and only renamed into place once every report has been rendered).
 #include <fmt/format.h>
+#include <unistd.h>
 
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <charconv>
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <limits>
+#include <new>
 #include <string>
 #include <vector>
 
 #include "../qparity/atomic_file.h"
 #include "../qparity/command_errors.h"
+#include "model_html.h"
 #include "model_report.h"
 #include "qparity/diff/layer_compare.h"
+#include "qparity/model/convert.h"
 #include "qparity/run/executor.h"
 #include "torchscript_frontend.h"
 
@@ -20,26 +35,90 @@ namespace {
 
 using namespace qparity;
 
+// The largest input --input-shape makes: 2^28 float32 values (1 GiB); the emulation keeps every
+// activation of both paths besides, so anything near this is already far beyond a real model.
+constexpr int64_t kMaxSyntheticElements = int64_t{1} << 28;
+
 struct ModelOptions {
   std::string qat_file;
   std::string int8_file;
   std::string input_file;
-  std::vector<int64_t> input_shape;
+  std::string input_shape_text;
   std::string backend;
   int threads = 1;
   int torch_threads = 1;
   bool no_reference = false;
   std::optional<std::string> json_path;
+  std::optional<std::string> html_path;
   std::vector<std::string> fail_on;
 };
 
 // A deterministic input: element i is sin(i * 0.37) (values in [-1, 1], every element distinct).
 run::Tensor synthetic_input(const std::vector<int64_t>& dims) {
   std::vector<float> v(static_cast<size_t>(model::numel(dims)));
-  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(std::sin(static_cast<double>(i) * 0.37));
+  for (size_t i = 0; i < v.size(); ++i)
+    v[i] = static_cast<float>(std::sin(static_cast<double>(i) * 0.37));
   return run::float_tensor(dims, std::move(v));
 }
 
+// "1,3,224,224": 1 to 8 positive integers, at most kMaxSyntheticElements elements in all.
+std::vector<int64_t> parse_input_shape(const std::string& text) {
+  const std::string what = "--input-shape '" + text + "': ";
+  std::vector<int64_t> dims;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = text.find(',', start);
+    const std::string item =
+        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    int64_t d = 0;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), d);
+    if (item.empty() || ec == std::errc::invalid_argument || end != item.data() + item.size()) {
+      throw std::invalid_argument(what + "'" + item +
+                                  "' is not an integer; give the dimensions as N,C,H,W");
+    }
+    if (ec == std::errc::result_out_of_range || d > kMaxSyntheticElements) {
+      throw std::invalid_argument(what + "dimension '" + item + "' is too large");
+    }
+    if (d <= 0)
+      throw std::invalid_argument(what + "dimension " + item + " must be a positive integer");
+    dims.push_back(d);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (dims.size() > 8)
+    throw std::invalid_argument(what + fmt::format("{} dimensions; at most 8", dims.size()));
+  int64_t count = 1;
+  for (const int64_t d : dims) {
+    if (count > kMaxSyntheticElements / d) {
+      throw std::invalid_argument(
+          what +
+          fmt::format("more than {} elements (2^28), too large an input", kMaxSyntheticElements));
+    }
+    count *= d;
+  }
+  return dims;
+}
+
+// An input file must exist, be a regular file, be readable and not be empty.
+void check_readable(const std::string& path, const std::string& role) {
+  const std::string what = role + " '" + path + "': ";
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (path.empty()) throw std::invalid_argument(role + ": the file name is empty");
+  if (ec || !std::filesystem::exists(status)) throw std::invalid_argument(what + "no such file");
+  if (std::filesystem::is_directory(status))
+    throw std::invalid_argument(what + "is a directory, not a file");
+  if (!std::filesystem::is_regular_file(status))
+    throw std::invalid_argument(what + "is not a regular file");
+  if (std::ifstream in(path, std::ios::binary); !in) {
+    throw std::invalid_argument(what + "cannot be read (" + std::strerror(errno) + ")");
+  }
+  if (std::filesystem::file_size(path, ec) == 0 && !ec)
+    throw std::invalid_argument(what + "is empty (0 bytes)");
+}
+
+// CI budgets over every layer: max-dq=N, bin-mismatch=N (per layer, integers >= 0) and
+// sqnr-min=DB (every layer's SQNR at least DB).
 struct Budget {
   std::string name;
   double limit = 0.0;
@@ -50,65 +129,188 @@ std::vector<Budget> parse_budgets(const std::vector<std::string>& items) {
   for (const auto& item : items) {
     const auto eq = item.find('=');
     const std::string name = item.substr(0, eq);
-    if (eq == std::string::npos || (name != "max-dq" && name != "bin-mismatch" && name != "sqnr-min")) {
-      throw std::invalid_argument("--fail-on: '" + item + "' is not NAME=LIMIT with NAME max-dq, bin-mismatch or sqnr-min");
+    if (eq == std::string::npos) {
+      throw std::invalid_argument("--fail-on: '" + item +
+                                  "' is not NAME=LIMIT (NAME max-dq, bin-mismatch or sqnr-min)");
     }
-    try {
-      size_t used = 0;
-      const double limit = std::stod(item.substr(eq + 1), &used);
-      if (used != item.size() - eq - 1 || !std::isfinite(limit)) throw std::invalid_argument("");
-      budgets.push_back({name, limit});
-    } catch (const std::exception&) {
-      throw std::invalid_argument("--fail-on: the limit in '" + item + "' is not a finite number");
+    if (name != "max-dq" && name != "bin-mismatch" && name != "sqnr-min") {
+      throw std::invalid_argument("--fail-on: unknown budget '" + name +
+                                  "' (max-dq, bin-mismatch or sqnr-min)");
     }
+    const std::string value = item.substr(eq + 1);
+    double limit = 0.0;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), limit);
+    if (value.empty() || ec != std::errc() || end != value.data() + value.size() ||
+        !std::isfinite(limit)) {
+      throw std::invalid_argument("--fail-on: the limit of " + name +
+                                  " must be a finite number, got '" + value + "'");
+    }
+    if (name != "sqnr-min" && (limit < 0.0 || limit != std::floor(limit))) {
+      throw std::invalid_argument(
+          "--fail-on: " + name + " counts, its limit must be an integer >= 0, got '" + value + "'");
+    }
+    budgets.push_back({name, limit});
   }
   return budgets;
 }
 
-// Returns 1 when a layer exceeds a budget (one stderr line per exceeded budget), else 0.
-int check_budgets(const std::vector<Budget>& budgets, const diff::ModelComparison& c) {
-  int status = 0;
+// Each budget measured at its worst layer: the most bins differing / largest |dq|, or the lowest
+// SQNR.
+std::vector<cli::ModelBudgetVerdict> check_budgets(const std::vector<Budget>& budgets,
+                                                   const diff::ModelComparison& c) {
+  std::vector<cli::ModelBudgetVerdict> verdicts;
   for (const auto& b : budgets) {
+    cli::ModelBudgetVerdict v{b.name,
+                              b.limit,
+                              b.name == "sqnr-min" ? std::numeric_limits<double>::infinity() : 0.0,
+                              {},
+                              false};
     for (const auto& l : c.layers) {
-      const double measured = b.name == "max-dq" ? static_cast<double>(l.max_abs_dq)
+      const double measured = b.name == "max-dq"         ? static_cast<double>(l.max_abs_dq)
                               : b.name == "bin-mismatch" ? static_cast<double>(l.bin_mismatch_count)
                                                          : l.sqnr_db;
-      const bool exceeded = b.name == "sqnr-min" ? measured < b.limit : measured > b.limit;
-      if (exceeded) {
-        std::cerr << fmt::format("qparity model: budget {}={} exceeded in layer {} ({})\n", b.name, b.limit, l.name, measured);
-        status = 1;
-        break;
+      const bool worse = b.name == "sqnr-min" ? measured < v.measured : measured > v.measured;
+      if (worse || (v.layer.empty() && measured == v.measured)) {
+        v.measured = measured;
+        v.layer = l.name;
       }
     }
+    v.exceeded = b.name == "sqnr-min" ? v.measured < b.limit : v.measured > b.limit;
+    verdicts.push_back(std::move(v));
   }
-  return status;
+  return verdicts;
+}
+
+// One line: libtorch's messages can span many lines (TorchScript tracebacks end with the Python
+// exception, "RuntimeError: ..."; c10 errors go on with "Exception raised from ...").
+std::string one_line(const std::string& message) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start <= message.size()) {
+    const size_t nl = message.find('\n', start);
+    std::string line =
+        message.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\r' || line.back() == '\t'))
+      line.pop_back();
+    if (!line.empty()) lines.push_back(line);
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
+  if (lines.empty()) return "unknown error";
+  if (lines.size() > 1 && message.find("Traceback of TorchScript") != std::string::npos) {
+    for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+      const size_t colon = it->find("Error: ");
+      if (colon != std::string::npos && it->find(' ') > colon) return it->substr(colon + 7);
+    }
+  }
+  return lines.front();
+}
+
+// Runs a frontend step reading `file`; a failure that does not name the file yet gets
+// "<file>: <context>" in front of it.
+template <typename Step>
+auto naming_file(const std::string& file, const std::string& context, Step&& step)
+    -> decltype(step()) {
+  try {
+    return step();
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {
+    const std::string line = one_line(e.what());
+    if (line.rfind(file + ":", 0) == 0) throw std::invalid_argument(line);
+    throw std::invalid_argument(file + ": " + context + line);
+  }
+}
+
+void progress(const std::string& line) {
+  if (::isatty(STDERR_FILENO) == 1) std::cerr << "qparity model: " << line << "\n";
+}
+
+// Two-file form: qparity's convert() of the QAT model against the real int8 model, to the bit.
+// FX inserts its fake-quants as top-level modules (activation_post_process_N); eager mode
+// nests them in the module they observe.
+bool is_fx(const model::Graph& qat) {
+  return std::any_of(qat.fake_quants.begin(), qat.fake_quants.end(), [](const model::FakeQuantPoint& p) {
+    return p.module.rfind("activation_post_process_", 0) == 0 && p.module.find('.') == std::string::npos;
+  });
+}
+
+void check_convert(const model::Graph& qat, const model::Graph& int8, const BackendProfile& profile,
+                   cli::ModelReport& report) {
+  if (is_fx(qat)) {
+    report.convert_mode = "unavailable";
+    report.convert_error = "an FX model; qparity emulates eager convert() only";
+    return;
+  }
+  try {
+    report.convert_differences = model::compare_converted(model::convert_eager(qat, profile), int8);
+    report.convert_mode = "checked";
+  } catch (const std::invalid_argument& e) {
+    report.convert_mode = "unavailable";
+    report.convert_error = e.what();
+  }
 }
 
 int run_model(const ModelOptions& o, const std::string& command_line) {
-  if (o.int8_file.empty()) {
+  if (o.input_file.empty() && o.input_shape_text.empty()) {
     throw std::invalid_argument(
-        "the one-file form (deriving the int8 model by emulating convert()) is not available yet; "
-        "pass the converted int8 model as the second file");
+        "--input: give an input, --input FILE (.pt or .npy) or --input-shape N,C,H,W");
   }
+  check_readable(o.qat_file, "QAT model");
+  const bool one_file = o.int8_file.empty();  // the int8 model is qparity's own convert()
+  if (!one_file) check_readable(o.int8_file, "int8 model");
+  if (!o.input_file.empty()) check_readable(o.input_file, "--input");
+  const std::vector<int64_t> shape =
+      o.input_file.empty() ? parse_input_shape(o.input_shape_text) : std::vector<int64_t>{};
   const auto budgets = parse_budgets(o.fail_on);
-  auto json = cli::reserve_output(o.json_path, "--json");
+  cli::check_distinct_outputs(
+      {{"QAT model", o.qat_file},
+       {"int8 model", one_file ? std::nullopt : std::optional(o.int8_file)},
+       {"--input", o.input_file.empty() ? std::nullopt : std::optional(o.input_file)},
+       {"--json", o.json_path},
+       {"--html", o.html_path}});
   const auto profile = make_backend_profile(o.backend, detect_cpu_features());
   if (!profile) throw std::invalid_argument("--backend: unknown engine '" + o.backend + "'");
   if (!torchfe::engine_available(o.backend)) {
-    throw std::invalid_argument("--backend " + o.backend + ": this libtorch build has no " + o.backend +
-                                " engine, so the int8 model cannot be loaded with it (Debian's PyTorch 1.13.1 has "
-                                "qnnpack and onednn)");
+    throw std::invalid_argument(
+        "--backend " + o.backend + ": this libtorch build has no " + o.backend +
+        " engine, so the int8 model cannot be loaded with it (Debian's PyTorch 1.13.1 has "
+        "qnnpack and onednn)");
   }
-  const run::Tensor input = o.input_file.empty() ? synthetic_input(o.input_shape) : torchfe::load_input(o.input_file);
+  auto json = cli::reserve_output(o.json_path, "--json");
+  auto html = cli::reserve_output(o.html_path, "--html");
+  const run::Tensor input =
+      o.input_file.empty()
+          ? synthetic_input(shape)
+          : naming_file(o.input_file, "", [&] { return torchfe::load_input(o.input_file); });
+  const std::string input_text =
+      model::to_string(input.dims) +
+      (o.input_file.empty() ? " (--input-shape)" : " from " + o.input_file);
   const torchfe::LoadOptions load{o.backend, o.torch_threads};
-  std::cerr << "qparity model: reading and running " << o.qat_file << " ...\n";
-  torchfe::LoadedPath qat = torchfe::load_qat_model(o.qat_file, input, load);
-  std::cerr << "qparity model: reading and running " << o.int8_file << " ...\n";
-  torchfe::LoadedPath int8 = torchfe::load_int8_model(o.int8_file, input, load);
-  auto kernels = torchfe::make_torch_float_kernels(o.torch_threads);
-  const run::RunResult fq_run = run::run_graph(qat.graph, input, {.profile = &*profile, .float_kernels = kernels.get()});
-  const run::RunResult q_run = run::run_graph(int8.graph, input, {.profile = &*profile});
+  progress("reading and running " + o.qat_file + " ...");
+  torchfe::LoadedPath qat =
+      naming_file(o.qat_file, "the model fails on the input " + input_text + ": ",
+                  [&] { return torchfe::load_qat_model(o.qat_file, input, load); });
   cli::ModelReport report;
+  torchfe::LoadedPath int8;
+  if (one_file) {
+    if (is_fx(qat.graph)) {
+      throw std::invalid_argument(o.qat_file + ": an FX model: the one-file form emulates eager convert() only; "
+                                  "pass its convert_fx model as INT8.pt");
+    }
+    int8.graph = naming_file(o.qat_file, "", [&] { return model::convert_eager(qat.graph, *profile); });
+    report.convert_mode = "derived";
+  } else {
+    progress("reading and running " + o.int8_file + " ...");
+    int8 = naming_file(o.int8_file, "the model fails on the input " + input_text + ": ",
+                       [&] { return torchfe::load_int8_model(o.int8_file, input, load); });
+    model::adopt_layer_names(int8.graph, qat.graph);
+    check_convert(qat.graph, int8.graph, *profile, report);
+  }
+  auto kernels = torchfe::make_torch_float_kernels(o.torch_threads);
+  const run::RunResult fq_run =
+      run::run_graph(qat.graph, input, {.profile = &*profile, .float_kernels = kernels.get()});
+  const run::RunResult q_run = run::run_graph(int8.graph, input, {.profile = &*profile});
   report.command_line = command_line;
   report.qat_file = o.qat_file;
   report.int8_file = o.int8_file;
@@ -117,72 +319,146 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
   report.profile = *profile;
   report.torch_threads = o.torch_threads;
   report.float_kernels = std::string(kernels->name());
-  report.comparison = diff::compare_paths(qat.graph, fq_run, int8.graph, q_run);
+  try {
+    report.comparison = diff::compare_paths(qat.graph, fq_run, int8.graph, q_run);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(o.qat_file + (one_file ? "" : " and " + o.int8_file) + ": " + e.what());
+  }
   const run::Tensor& fq_out = fq_run.values[static_cast<size_t>(qat.graph.output)];
   const run::Tensor& q_out = q_run.values[static_cast<size_t>(int8.graph.output)];
-  report.fake_quant_output = fq_out.values;
-  report.int8_output = q_out.values;
+  report.fake_quant_output = cli::output_values(fq_out);
+  report.int8_output = cli::output_values(q_out);
   for (const auto& use : fq_run.fake_quant_uses) {
-    if (use.observer_moved) report.moved_points.push_back(qat.graph.fake_quants[static_cast<size_t>(use.point)].module);
+    if (use.observer_moved)
+      report.moved_points.push_back(qat.graph.fake_quants[static_cast<size_t>(use.point)].module);
   }
   if (o.no_reference) {
     report.reference_skipped = "--no-reference";
   } else {
     report.qat_reference = diff::check_reference(qat.graph, fq_run, qat.reference, qat.output);
-    report.int8_reference = diff::check_reference(int8.graph, q_run, int8.reference, int8.output);
+    if (!one_file) report.int8_reference = diff::check_reference(int8.graph, q_run, int8.reference, int8.output);
   }
+  report.budgets = check_budgets(budgets, report.comparison);
+  // Render every report before any file is moved into place: all of them appear, or none.
+  const std::string json_text = json ? cli::render_model_json(report) : std::string();
+  const std::string html_text = html ? cli::render_model_html(report) : std::string();
   std::cout << cli::render_model_console(report);
-  if (json) json->commit(cli::render_model_json(report));
-  const int budget_status = check_budgets(budgets, report.comparison);
+  std::cout.flush();
+  if (json) json->commit(json_text);
+  if (html) html->commit(html_text);
+  int status = 0;
+  for (const auto& v : report.budgets) {
+    if (!v.exceeded) continue;
+    std::cerr << fmt::format("qparity model: budget {}={} exceeded: {} in layer {}\n", v.budget,
+                             v.limit, cli::budget_measure_text(v), v.layer);
+    status = 1;
+  }
   const bool diverge = report.comparison.first_divergent.has_value();
-  return budget_status != 0 ? 1 : (o.fail_on.empty() && diverge ? 1 : 0);
+  return budgets.empty() && diverge ? 1 : status;
+}
+
+// The command line as a shell would need it typed (arguments with spaces or shell characters
+// single-quoted), so a report shows a line that reproduces the run.
+std::string shell_quote(const std::string& arg) {
+  const bool plain = !arg.empty() && arg.find_first_not_of(
+                                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                         "0123456789-_=+,./:@%") == std::string::npos;
+  if (plain) return arg;
+  std::string quoted = "'";
+  for (const char ch : arg) quoted += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return quoted + "'";
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "qparity model: run a PyTorch 1.13.1 QAT model (traced after prepare_qat) and its converted int8 model\n"
-      "(scripted after convert) down qparity's emulation of both paths, compare them layer by layer, and\n"
+      "qparity model: run a PyTorch 1.13.1 QAT model (traced after prepare_qat) and its converted "
+      "int8 model\n"
+      "(scripted after convert) down qparity's emulation of both paths, compare them layer by "
+      "layer, and\n"
       "check the emulation against libtorch running the real models.",
       "qparity model"};
   ModelOptions o;
-  app.add_option("qat", o.qat_file, "The QAT model: torch.jit.trace of the model after prepare_qat (eager mode)")
-      ->required()->check(CLI::ExistingFile);
-  app.add_option("int8", o.int8_file, "Its converted int8 model: torch.jit.script(convert(model))")
-      ->check(CLI::ExistingFile);
-  auto* input = app.add_option("--input", o.input_file, "Input tensor: torch.save'd float32 tensor (.pt) or a .npy (float32, C order)")
-                    ->check(CLI::ExistingFile);
-  auto* shape = app.add_option("--input-shape", o.input_shape, "Use a deterministic input of this shape instead, e.g. 1,3,224,224")
-                    ->delimiter(',')->expected(1, 8)->check(CLI::PositiveNumber);
+  app.add_option("QAT.pt", o.qat_file,
+                 "The QAT model: torch.jit.trace of the model after prepare_qat (eager mode)")
+      ->required();
+  app.add_option("INT8.pt", o.int8_file,
+                 "Its converted int8 model: torch.jit.script(convert(model))");
+  auto* input = app.add_option("--input", o.input_file,
+                               "Input tensor: a float32 tensor saved with torch.save (.pt) or "
+                               "numpy.save (.npy, '<f4', C\n"
+                               "order); NaN and Inf are refused")
+                    ->type_name("FILE");
+  auto* shape = app.add_option("--input-shape", o.input_shape_text,
+                               "Use a deterministic input of this shape instead (element i = "
+                               "sin(0.37 i)), e.g. 1,3,224,224")
+                    ->type_name("N,C,H,W");
   input->excludes(shape);
-  app.add_option("--backend", o.backend, "The quantized engine the int8 model was converted for and runs on")
-      ->required()->check(CLI::IsMember({"qnnpack", "onednn", "fbgemm"}));
+  shape->excludes(input);
+  app.add_option("--backend", o.backend,
+                 "The quantized engine the int8 model was converted for and runs on (Debian's "
+                 "libtorch has\n"
+                 "qnnpack and onednn; fbgemm needs a libtorch built with FBGEMM)")
+      ->required()
+      ->check(CLI::IsMember({"qnnpack", "onednn", "fbgemm"}));
   app.add_option("--threads", o.threads, "qparity's own threads (results never depend on it)")
-      ->check(CLI::Range(1, 256))->default_val(1);
+      ->check(CLI::Range(1, 256))
+      ->default_val(1);
   app.add_option("--torch-threads", o.torch_threads,
                  "PyTorch's thread count to emulate: its float conv backend choice depends on it")
-      ->check(CLI::Range(1, 256))->default_val(1);
-  app.add_flag("--no-reference", o.no_reference, "Do not check the emulation against libtorch's run of the real models");
-  app.add_option("--json", o.json_path, "Write the report as JSON (schema qparity.model/1) to this file");
-  app.add_option("--fail-on", o.fail_on,
-                 "CI budgets over every layer, NAME=LIMIT: max-dq, bin-mismatch, sqnr-min (exit 1 when exceeded)")
-      ->delimiter(',');
+      ->check(CLI::Range(1, 256))
+      ->default_val(1);
+  app.add_flag("--no-reference", o.no_reference,
+               "Do not check the emulation against libtorch's run of the real models");
+  app.add_option("--json", o.json_path,
+                 "Write the report as JSON (schema qparity.model/1, docs/schema/) to this file")
+      ->type_name("FILE");
+  app.add_option(
+         "--html", o.html_path,
+         "Write a self-contained HTML report (per-layer table, SQNR and mismatch share along the\n"
+         "network) to this file")
+      ->type_name("FILE");
+  app.add_option(
+         "--fail-on", o.fail_on,
+         "CI budgets over every layer, NAME=LIMIT[,...]: max-dq=N, bin-mismatch=N (per layer),\n"
+         "sqnr-min=DB (exit 1 naming each budget exceeded, 0 when all hold)")
+      ->delimiter(',')
+      ->type_name("NAME=LIMIT");
   app.footer(
-      "Example:\n"
-      "  qparity model resnet18_qat.pt resnet18_int8.pt --input x.pt --backend qnnpack --json r.json\n"
-      "Exit codes: 0 the paths agree bin for bin (or every budget holds), 1 bins diverge (or a budget\n"
-      "is exceeded), 2 error.");
+      "Examples:\n"
+      "  qparity model resnet18_qat.pt resnet18_int8.pt --input x.pt --backend qnnpack --json "
+      "r.json\n"
+      "  qparity model qat.pt int8.pt --input-shape 1,3,224,224 --backend onednn --html r.html "
+      "--no-reference\n"
+      "  qparity model qat.pt int8.pt --input x.npy --backend qnnpack --fail-on "
+      "max-dq=1,sqnr-min=30\n"
+      "Exit codes: 0 the paths agree bin for bin in every layer (or every budget holds), 1 bins "
+      "diverge\n"
+      "(or a budget is exceeded), 2 error: one line on stderr naming the file or option, and no "
+      "output\n"
+      "file is written. --json and --html files appear complete or not at all. See docs/model.md.");
   try {
     app.parse(argc, argv);
-    if (o.input_file.empty() && o.input_shape.empty()) throw CLI::ValidationError("--input", "give --input FILE or --input-shape N,C,H,W");
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);
-    std::cerr << "qparity model: error: " << e.what() << " (run 'qparity model --help' for usage)\n";
+    std::cerr << "qparity model: error: " << one_line(e.what())
+              << " (run 'qparity model --help' for usage)\n";
     return qparity::cli::kErrorExitCode;
   }
-  std::string line = "qparity model";
-  for (int i = 1; i < argc; ++i) line += std::string(" ") + argv[i];
-  return qparity::cli::run_reporting_errors("qparity model", "the models are too large for this machine",
-                                            [&] { return run_model(o, line); });
+  // The command line as typed: `qparity model` starts this program as "<qparity's argv[0]> model".
+  const std::string program = argc > 0 ? argv[0] : "qparity-model";
+  std::string line = program.ends_with(" model")
+                         ? shell_quote(program.substr(0, program.size() - 6)) + " model"
+                         : shell_quote(program);
+  for (int i = 1; i < argc; ++i) line += " " + shell_quote(argv[i]);
+  try {
+    return run_model(o, line);
+  } catch (const std::bad_alloc&) {
+    std::cerr << "qparity model: error: out of memory (the models or the input are too large for "
+                 "this machine)\n";
+  } catch (const std::exception& e) {
+    std::cerr << "qparity model: error: " << one_line(e.what()) << "\n";
+  }
+  return qparity::cli::kErrorExitCode;
 }

@@ -783,4 +783,138 @@ std::string line_chart_svg(const LineChart& c) {
   return out;
 }
 
+// ---------------------------------------------------------------------------------------------
+
+std::string depth_chart_svg(const DepthChart& c) {
+  const double width = 1000, left = 74, right = 22;
+  const double top = 34, sqnr_bottom = 232, share_top = 266, share_bottom = 394, height = 442;
+  const double inf_band = top + 8;  // where SQNR +inf (equal values) is drawn
+  const double finite_top = top + 26;
+  const auto n = static_cast<int64_t>(c.layers.size());
+  const Scale x{-0.5, static_cast<double>(std::max<int64_t>(n, 1)) - 0.5, left, width - right};
+
+  // SQNR axis over the finite values (0 dB always shown).
+  double lo = 0.0, hi = 0.0, max_share = 0.0;
+  bool any_finite = false;
+  for (const auto& l : c.layers) {
+    if (std::isfinite(l.sqnr_db)) {
+      lo = any_finite ? std::min(lo, l.sqnr_db) : std::min(0.0, l.sqnr_db);
+      hi = any_finite ? std::max(hi, l.sqnr_db) : std::max(0.0, l.sqnr_db);
+      any_finite = true;
+    }
+    max_share = std::max(max_share, l.mismatch_share);
+  }
+  if (!(hi > lo)) hi = lo + 10.0;
+  std::vector<double> sqnr_values = linear_ticks(lo, hi, 5);
+  const Scale ys{std::min(lo, sqnr_values.front()), std::max(hi, sqnr_values.back()), sqnr_bottom,
+                 finite_top};
+  std::vector<Tick> yt;
+  for (const double v : sqnr_values) yt.push_back({ys(v), tick_label(v)});
+  yt.push_back({inf_band, "∞"});
+  const auto sqnr_y = [&](double v) {
+    if (std::isnan(v)) return sqnr_bottom;
+    if (std::isinf(v)) return v > 0 ? inf_band : sqnr_bottom;
+    return ys(v);
+  };
+
+  // Mismatch share axis, in percent.
+  const double share_hi = std::max(100.0 * max_share, 1.0);
+  std::vector<double> share_values = linear_ticks(0.0, share_hi, 3);
+  const Scale yb{0.0, std::max(share_hi, share_values.back()), share_bottom, share_top};
+  std::vector<Tick> bt;
+  for (const double v : share_values) bt.push_back({yb(v), tick_label(v)});
+
+  std::vector<Tick> xt;
+  if (n <= 30) {
+    for (int64_t i = 0; i < n; ++i) xt.push_back({x(static_cast<double>(i)), std::to_string(i)});
+  } else {
+    for (const double v : linear_ticks(0.0, static_cast<double>(n - 1), 12)) {
+      xt.push_back({x(v), std::to_string(std::llround(v))});
+    }
+  }
+
+  std::string out = open_svg(
+      c.id, width, height, c.label,
+      fmt::format(" data-layers=\"{}\" data-first-divergent=\"{}\"", n, c.first_divergent));
+  for (const auto& [y0, y1] : {std::pair{top, sqnr_bottom}, std::pair{share_top, share_bottom}}) {
+    out += fmt::format(
+        "<rect class=\"plot-bg\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#fbfcfd\"/>\n",
+        num(left), num(y0), num(width - left - right), num(y1 - y0));
+  }
+  left_axis(out, left, width - right, sqnr_bottom, top, yt, "SQNR (dB)", true);
+  left_axis(out, left, width - right, share_bottom, share_top, bt, "bins differ (%)", true);
+  bottom_axis(out, left, width - right, share_bottom, share_top, xt,
+              "layer # (execution order of the int8 model)", false);
+  out += fmt::format(
+      "<line class=\"inf-band\" x1=\"{0}\" y1=\"{2}\" x2=\"{1}\" y2=\"{2}\" stroke=\"{3}\" "
+      "stroke-dasharray=\"2 3\"/>\n",
+      num(left), num(width - right), num((inf_band + finite_top) / 2), kAxisColor);
+
+  if (c.first_divergent >= 0 && c.first_divergent < n) {
+    const double fx = x(static_cast<double>(c.first_divergent));
+    out += fmt::format(
+        "<line class=\"first-divergent\" x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\" "
+        "stroke=\"{3}\" "
+        "stroke-width=\"1\" stroke-dasharray=\"5 4\"/>\n",
+        num(fx), num(top), num(share_bottom), kDivergeColor);
+    const std::string text =
+        "first divergent layer: " + c.layers[static_cast<size_t>(c.first_divergent)].name;
+    const double text_width = 7.0 * static_cast<double>(text.size());
+    const bool to_left = fx + 6 + text_width > width - right && fx - 6 - text_width >= left;
+    out += fmt::format(
+        "<text class=\"annotation\" x=\"{}\" y=\"{}\" text-anchor=\"{}\" fill=\"{}\">{}</text>\n",
+        num(to_left ? fx - 6 : std::min(fx + 6, std::max(left, width - right - text_width))),
+        num(top - 10), to_left ? "end" : "start", kDivergeColor, escape(text));
+  }
+
+  // The SQNR line, broken where a layer's SQNR is not finite.
+  std::string d;
+  bool pen_down = false;
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = c.layers[static_cast<size_t>(i)].sqnr_db;
+    if (!std::isfinite(v)) {
+      pen_down = false;
+      continue;
+    }
+    d += fmt::format("{}{} {}", pen_down ? "L" : "M", num(x(static_cast<double>(i))), num(ys(v)));
+    pen_down = true;
+  }
+  if (!d.empty()) {
+    out += fmt::format(
+        "<path class=\"sqnr-line\" d=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.6\" "
+        "stroke-opacity=\"0.8\" stroke-linejoin=\"round\"/>\n",
+        d, kFakeQuantColor);
+  }
+  const double bar_width = std::max(1.0, std::min(28.0, (x(1) - x(0)) * 0.7));
+  const double marker = std::clamp((x(1) - x(0)) * 0.3, 1.8, 4.0);
+  for (int64_t i = 0; i < n; ++i) {
+    const auto& l = c.layers[static_cast<size_t>(i)];
+    const double cx = x(static_cast<double>(i));
+    const bool differs = l.mismatch_share > 0;
+    const std::string sqnr = std::isfinite(l.sqnr_db) ? fmt::format("{:.3f}", l.sqnr_db)
+                             : std::isnan(l.sqnr_db)  ? "nan"
+                                                      : (l.sqnr_db > 0 ? "inf" : "-inf");
+    out += fmt::format(
+        "<g class=\"layer{}\" data-index=\"{}\" data-layer=\"{}\" data-sqnr=\"{}\" "
+        "data-share=\"{:.6g}\">",
+        differs ? " differs" : "", i, escape(l.name), sqnr, l.mismatch_share);
+    out += fmt::format("<title>{}</title>", escape(l.tooltip));
+    out += fmt::format(
+        "<circle class=\"pt sqnr\" cx=\"{}\" cy=\"{}\" r=\"{}\" fill=\"{}\" stroke=\"{}\" "
+        "stroke-width=\"1\"/>",
+        num(cx), num(sqnr_y(l.sqnr_db)), num(marker),
+        std::isinf(l.sqnr_db) ? "#fff" : (differs ? kDivergeColor : kFakeQuantColor),
+        differs ? kDivergeColor : kFakeQuantColor);
+    if (differs) {
+      const double by = std::min(yb(100.0 * l.mismatch_share), share_bottom - 2.0);
+      out += fmt::format(
+          "<rect class=\"bar share\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"/>",
+          num(cx - bar_width / 2), num(by), num(bar_width), num(share_bottom - by), kDivergeColor);
+    }
+    out += "</g>\n";
+  }
+  out += "</svg>\n";
+  return out;
+}
+
 }  // namespace qparity::cli::html

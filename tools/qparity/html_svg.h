@@ -103,6 +103,23 @@ std::string line_chart_svg(const LineChart& chart);
 // Whether line_chart_svg draws this chart's y axis in log10 (values spread over > 2 decades).
 bool line_chart_uses_log_y(const LineChart& chart);
 
+// Along the depth of a network, one column per layer in execution order: above, each layer's
+// SQNR in dB as a line with markers (layers whose two paths are equal, SQNR +inf, sit on a band
+// at the top marked ∞); below, bars of the share of its bins that differ. The first divergent
+// layer is marked across both panels.
+struct DepthChart {
+  std::string id, label;
+  struct Layer {
+    std::string name;
+    double sqnr_db = 0.0;         // +inf when the values are equal
+    double mismatch_share = 0.0;  // bins that differ / elements, 0..1
+    std::string tooltip;
+  };
+  std::vector<Layer> layers;
+  int64_t first_divergent = -1;  // index into layers, or -1
+};
+std::string depth_chart_svg(const DepthChart& chart);
+
 // A marker shape (as in LineChart) for legends: a small inline SVG.
 std::string marker_swatch(int marker, const std::string& color, const std::string& dash);
 

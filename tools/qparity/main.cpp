@@ -51,7 +51,8 @@ int exec_model_command(int argc, char** argv) {
   const auto self = std::filesystem::read_symlink("/proc/self/exe", error);
   const auto program = (error ? std::filesystem::path(argv[0]).parent_path() : self.parent_path()) / "qparity-model";
   std::vector<char*> args;
-  std::string name = "qparity model";
+  // "<argv[0]> model": qparity-model records the command line as it was typed.
+  std::string name = std::string(argv[0]) + " model";
   args.push_back(name.data());
   for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
   args.push_back(nullptr);

@@ -14,6 +14,13 @@
 
 namespace qparity::diff {
 
+// The first element whose bins differ: where it is, and what each path gave.
+struct LayerMismatch {
+  int64_t index = 0;  // flat (row-major) index into the layer's output
+  int64_t fake_quant_bin = 0, int8_bin = 0;
+  float fake_quant_value = 0.0f, int8_value = 0.0f;  // the values the bins come from
+};
+
 struct LayerComparison {
   std::string name;
   std::string op;  // the int8 layer's last op, e.g. "quantized::conv2d"
@@ -35,7 +42,7 @@ struct LayerComparison {
   double max_abs_error = 0.0;
   double rmse_over_scale = 0.0;  // RMSE of the values in units of the int8 scale (TFLite's figure)
   double cosine = 1.0;
-  std::optional<int64_t> first_mismatch;  // flat index
+  std::optional<LayerMismatch> first_mismatch;
 };
 
 struct ModelComparison {

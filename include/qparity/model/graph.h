@@ -14,6 +14,7 @@
 #include "qparity/numerics/fake_quant_module.h"
 #include "qparity/numerics/qparam_rules.h"
 #include "qparity/ops/conv2d.h"
+#include "qparity/ops/pool2d.h"
 
 namespace qparity::model {
 
@@ -61,11 +62,17 @@ enum class OpKind {
   kFakeQuant,  // a FakeQuantPoint applied to the input
   // Either path: float values, or quint8 values with their grid.
   kRelu,
-  kHardtanh,
+  kHardtanh,     // clamp / relu6 (quint8: output on the input's grid)
+  kHardsigmoid,  // quint8: output on the fixed grid 1/256, 0
+  kSigmoid,      // quint8: output on the fixed grid 1/256, 0
+  kHardswish,    // float only; the int8 op is kQHardswish
   kMaxPool2d,
   kAvgPool2d,
   kAdaptiveAvgPool2d,
   kReshape,  // reshape / view / flatten: the same elements in a new shape
+  kPermute,  // transpose / permute: the same elements in a new order
+  kSlice,    // one piece of chunk / split along a dim
+  kMean,     // mean over dims (quint8: on the input's grid)
   kIdentity,  // dropout in eval, contiguous, clone
   kCat,
   // Quantized ops (the int8 path).
@@ -74,6 +81,11 @@ enum class OpKind {
   kQConv2d,     // quantized::conv2d / conv2d_relu
   kQLinear,     // quantized::linear / linear_relu
   kQAdd,        // quantized::add / add_relu
+  kQMul,        // quantized::mul / mul_relu
+  kQAddScalar,  // quantized::add_scalar / add_scalar_relu: picks its own output grid
+  kQMulScalar,  // quantized::mul_scalar / mul_scalar_relu: picks its own output grid
+  kQCat,        // quantized::cat / cat_relu
+  kQHardswish,  // quantized::hardswish with its output grid
 };
 
 std::string_view to_string(OpKind op);
@@ -87,24 +99,34 @@ struct ReshapeParams {
   Dims dims;  // the output dims (already resolved, no -1)
 };
 
+struct PermuteParams {
+  Dims perm;  // output dim d is input dim perm[d]
+};
+
+struct SliceParams {
+  int64_t dim = 0;
+  int64_t start = 0, end = 0;  // [start, end) along dim
+};
+
+struct MeanParams {
+  Dims dims;  // reduced dims, ascending, non-negative
+  bool keepdim = false;
+  // The dims as the model wrote them: qnnpack takes its global pool only for exactly [2, 3].
+  Dims written;
+};
+
 struct ClampParams {
   double min = 0.0, max = 0.0;  // hardtanh bounds (relu6: 0, 6)
 };
 
 struct Pool2dParams {
-  int64_t kernel_h = 1, kernel_w = 1;
-  int64_t stride_h = 1, stride_w = 1;
-  int64_t pad_h = 0, pad_w = 0;
-  int64_t dilation_h = 1, dilation_w = 1;
-  bool ceil_mode = false;
-  bool count_include_pad = true;
+  Pool2dWindow window;
+  bool count_include_pad = true;  // avg pool only
   std::optional<int64_t> divisor_override;
 };
 
 struct AdaptivePoolParams {
   int64_t out_h = 1, out_w = 1;
-  // The input's memory layout in the real run: ATen picks its quantized kernel by it.
-  bool channels_last_input = false;
 };
 
 struct ConvParams {
@@ -151,14 +173,28 @@ struct QConvParams {
   bool relu = false;
 };
 
-struct QAddParams {
+// quantized::add / mul / cat and their _relu forms: the output grid the module passes.
+struct QBinaryParams {
+  OutputGrid output;
+  bool relu = false;
+};
+
+// quantized::add_scalar / mul_scalar: the scalar as the op receives it (a double).
+struct QScalarParams {
+  double scalar = 0.0;
+  bool relu = false;
+};
+
+struct QCatParams {
+  int64_t dim = 1;
   OutputGrid output;
   bool relu = false;
 };
 
 using OpParams = std::variant<std::monostate, BinaryParams, ReshapeParams, ClampParams,
                               Pool2dParams, AdaptivePoolParams, ConvParams, BatchNormParams,
-                              CatParams, FakeQuantParams, QuantizeParams, QConvParams, QAddParams>;
+                              CatParams, FakeQuantParams, QuantizeParams, QConvParams, QBinaryParams,
+                              QScalarParams, QCatParams, PermuteParams, SliceParams, MeanParams>;
 
 struct Node {
   std::string layer;      // the layer it belongs to, e.g. "layer1.0.conv1"
@@ -174,13 +210,36 @@ enum class ValueType { kFloat, kQUInt8 };
 struct ValueInfo {
   Dims dims;
   ValueType type = ValueType::kFloat;
+  // The value's memory layout in the framework's run: a 4-d tensor stored NHWC. ATen picks
+  // pooling, cat and elementwise kernels by layout, and they round differently (docs/numerics.md
+  // §6.8), and elementwise kernels split vector blocks and scalar tails in memory order.
+  bool channels_last = false;
   std::optional<ConstantTensor> constant;  // set for weights, biases, statistics
+};
+
+// What eager convert() reads from a QAT conv / linear module besides its fake-quants: the
+// module's own weight and bias, and for ConvBn modules the BN state it folds in (eq. O8.1 of
+// docs/research/ops-numerics-1.13.1.md). Geometry and the BN eps come from the module's nodes.
+struct BatchNormState {
+  ConstantTensor weight, bias, running_mean, running_var;
+};
+
+struct ConvertSource {
+  std::string module;  // "layer1.0.conv1"
+  std::string type;    // the QAT module class: ConvBnReLU2d, ConvBn2d, ConvReLU2d, Conv2d, Linear, LinearReLU
+  bool linear = false;
+  bool relu = false;
+  ConstantTensor weight;
+  std::optional<ConstantTensor> bias;
+  std::optional<BatchNormState> bn;
 };
 
 struct Graph {
   std::vector<ValueInfo> values;
   std::vector<Node> nodes;  // execution order
   std::vector<FakeQuantPoint> fake_quants;
+  std::vector<ConvertSource> convert_sources;  // QAT graphs read by a frontend
+  std::vector<std::string> dequant_stubs;      // DeQuantStub modules a QAT trace called, in order
   ValueId input = kNoValue;
   ValueId output = kNoValue;
 
@@ -196,5 +255,12 @@ struct Layer {
   std::vector<size_t> nodes;  // indices into Graph::nodes
 };
 std::vector<Layer> layers_of(const Graph& graph);
+
+// Gives QAT ops the int8 layer's name where the QAT model could not name them: a traced QAT
+// model keeps no trace of a FloatFunctional whose op no fake-quant observes (add_scalar,
+// mul_scalar), so its op was named after the calling scope ("add"). An int8 layer missing from
+// the QAT graph adopts the QAT op of the same kind that consumes the same layer's output and
+// whose name no int8 layer claims.
+void adopt_layer_names(const Graph& int8, Graph& qat);
 
 }  // namespace qparity::model

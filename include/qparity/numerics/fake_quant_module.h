@@ -15,6 +15,9 @@ namespace qparity {
 enum class FakeQuantModuleKind {
   kFakeQuantize,                   // torch.ao.quantization.FakeQuantize
   kFusedMovingAvgObsFakeQuantize,  // the fused observer + fake-quant module (1.13 QAT default)
+  // FakeQuantize with a FixedQParamsObserver: the grid eager QAT gives sigmoid / hardsigmoid
+  // outputs (1/256, 0), which the int8 ops also use. Nothing moves it.
+  kFixedQParamsFakeQuantize,
 };
 
 std::string_view to_string(FakeQuantModuleKind kind);

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <span>
 
+#include "qparity/ops/aten_loop.h"
+
 namespace qparity {
 
 struct QuantizedAddArgs {
@@ -24,9 +26,8 @@ struct QuantizedAddArgs {
 void quantized_add_qnnpack(const QuantizedAddArgs& args, std::span<uint8_t> out);
 
 // ATen's generic add (onednn and fbgemm engines, eq. 6.7d-e): dequantize with a fused
-// multiply-add in vector blocks of `vector_block` elements (the scalar formula in the tail),
-// add in float, requantize with RNE.
-void quantized_add_generic(const QuantizedAddArgs& args, int64_t vector_block,
-                           std::span<uint8_t> out);
+// multiply-add in the vector blocks of `loop` (the scalar formula in the tails), add in float,
+// requantize with RNE. a and b in memory order.
+void quantized_add_generic(const QuantizedAddArgs& args, const AtenLoop& loop, std::span<uint8_t> out);
 
 }  // namespace qparity

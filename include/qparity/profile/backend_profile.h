@@ -66,8 +66,10 @@ struct BackendProfile {
   // conv's own model can differ by shape: ask conv_accumulation().
   AccumulationModel accumulation = AccumulationModel::kExactInt32;
   AddScheme add = AddScheme::kAtenGeneric;
-  // qnnpack runs quantized average pooling in its own q8avgpool kernel where it can (eq. 6.8a).
-  bool qnnpack_average_pooling = false;
+  // The engine is qnnpack: quantized pooling and activations run QNNPACK's own operators where
+  // ATen routes them there (q8avgpool, u8maxpool, clamp, the hardswish / hardsigmoid / sigmoid
+  // tables; docs/numerics.md eq. 6.8a, 6.10-6.13, 6.18, 6.19), with their own rounding.
+  bool qnnpack_operators = false;
   // onednn only: the ISA class its kernels are dispatched on (from the CpuFeatures).
   std::optional<OnednnIsa> onednn_isa;
   // The rule torch.fused_moving_avg_obs_fake_quant calls in the build this profile

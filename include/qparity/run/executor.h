@@ -18,6 +18,9 @@ namespace qparity::run {
 struct RunOptions {
   const BackendProfile* profile = nullptr;  // required
   FloatKernels* float_kernels = nullptr;    // nullptr: qparity's reference kernels
+  // The framework's intra-op thread count being emulated: ATen cuts elementwise ops into one
+  // chunk per thread, each with its own vector blocks and scalar tail (docs/numerics.md eq. 6.9).
+  int framework_threads = 1;
 };
 
 // What one fake-quant node did in this run: the grid it used for each channel (one entry per

@@ -17,9 +17,11 @@ class FloatKernels {
   virtual ~FloatKernels() = default;
   // Who computes: "qparity reference" or "libtorch 1.13.1 (...)".
   virtual std::string_view name() const = 0;
-  // Computes `node` (kConv2d, kLinear, kBatchNorm, kAvgPool2d, kAdaptiveAvgPool2d) into `out`
-  // (dims already set); returns false for ops it leaves to qparity's reference.
-  virtual bool run(const model::Node& node, std::span<const Tensor* const> inputs,
+  // Computes `node` (kConv2d, kLinear, kBatchNorm, kAvgPool2d, kAdaptiveAvgPool2d, kMean) into
+  // `out` (dims already set); returns false for ops it leaves to qparity's reference.
+  // `channels_last` says whether the first input is stored NHWC in the framework's run, which
+  // changes a reduction's order.
+  virtual bool run(const model::Node& node, std::span<const Tensor* const> inputs, bool channels_last,
                    Tensor& out) = 0;
 };
 
@@ -27,7 +29,7 @@ class FloatKernels {
 class ReferenceFloatKernels final : public FloatKernels {
  public:
   std::string_view name() const override { return "qparity reference"; }
-  bool run(const model::Node&, std::span<const Tensor* const>, Tensor&) override { return false; }
+  bool run(const model::Node&, std::span<const Tensor* const>, bool, Tensor&) override { return false; }
 };
 
 }  // namespace qparity::run

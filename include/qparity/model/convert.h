@@ -1,0 +1,29 @@
+// Eager convert() emulated on the IR: the int8 graph PyTorch 1.13.1's
+// torch.ao.quantization.convert would make of a QAT graph (docs/model.md "One-file form"):
+// BN folded into conv weights and bias, weights quantized with the weight fake-quant's
+// observer (calculate_qparams, the Python rule, after one more observer update when it is
+// enabled), output grids from each activation fake-quant's observer, and the memory layouts the
+// int8 ops give their outputs.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "qparity/model/graph.h"
+#include "qparity/profile/backend_profile.h"
+
+namespace qparity::model {
+
+// Throws std::invalid_argument naming the layer when a QAT layer has no int8 counterpart qparity
+// knows (e.g. a conv without its convert source).
+Graph convert_eager(const Graph& qat, const BackendProfile& profile);
+
+// Sets every value's channels_last as the int8 ops of `profile`'s engine lay their outputs out.
+void infer_int8_layouts(Graph& int8, const BackendProfile& profile);
+
+// Differences between qparity's convert and the real int8 model, one sentence each, matched by
+// layer name: weights (bits), scales and zero points, bias (float bits), output grids, op kinds
+// and memory layouts. Empty when they agree to the bit.
+std::vector<std::string> compare_converted(const Graph& derived, const Graph& real);
+
+}  // namespace qparity::model
