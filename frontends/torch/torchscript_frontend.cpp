@@ -332,6 +332,17 @@ class Walker {
     return identifier ? line : std::string();
   }
 
+  // cat's tensor list as the node's inputs (untracked tensors as constants); returns its dim.
+  int64_t list_inputs(const Node* n, const Env& env, const at::Tensor& result, model::Node& node) {
+    const Slot& list = env.at(n->input(0));
+    const auto tensors = list.value.toTensorVector();
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      node.inputs.push_back(list.list_ids.at(i) != model::kNoValue ? list.list_ids[i] : constant(tensors[i]));
+    }
+    const int64_t dim = env.at(n->input(1)).value.toInt();
+    return dim < 0 ? dim + result.dim() : dim;
+  }
+
   static bool is_chunk(const Node* n) {
     const std::string op = n->kind().toQualString();
     return op == "aten::chunk" || op == "aten::split" || op == "aten::unsafe_chunk" || op == "prim::ConstantChunk";
@@ -493,13 +504,7 @@ class Walker {
       inputs({0});
     } else if (ns == "quantized" && (op == "cat" || op == "cat_relu")) {
       node.op = model::OpKind::kQCat;
-      const Slot& list = env.at(n->input(0));
-      const auto tensors = list.value.toTensorVector();
-      for (size_t i = 0; i < tensors.size(); ++i) {
-        node.inputs.push_back(list.list_ids.at(i) != model::kNoValue ? list.list_ids[i] : constant(tensors[i]));
-      }
-      int64_t dim = in(1).toInt();
-      if (dim < 0) dim += result.dim();
+      const int64_t dim = list_inputs(n, env, result, node);
       node.params = model::QCatParams{dim, {result.q_scale(), result.q_zero_point()}, op == "cat_relu"};
     } else if (ns == "aten" && op == "max_pool2d") {
       node.op = model::OpKind::kMaxPool2d;
@@ -551,13 +556,7 @@ class Walker {
       inputs({0});
     } else if (ns == "aten" && op == "cat") {
       node.op = model::OpKind::kCat;
-      const Slot& list = env.at(n->input(0));
-      const auto tensors = list.value.toTensorVector();
-      for (size_t i = 0; i < tensors.size(); ++i) {
-        node.inputs.push_back(list.list_ids.at(i) != model::kNoValue ? list.list_ids[i] : constant(tensors[i]));
-      }
-      int64_t dim = in(1).toInt();
-      if (dim < 0) dim += result.dim();
+      const int64_t dim = list_inputs(n, env, result, node);
       node.params = model::CatParams{dim};
     } else if (ns == "aten" && op == "quantize_per_tensor") {
       if (result.scalar_type() != at::kQUInt8) fail(unsupported(n, scope, layer) + " (only quint8 activations)");

@@ -51,6 +51,21 @@ void max_pool(std::span<const T> x, const Shape4& in, const Pool2dWindow& w, std
   }
 }
 
+// An average window as ATen bounds it: [h0, h1) x [w0, w1) clipped to the input, and `pool`, its
+// size clipped to the padded input only (what count_include_pad divides by).
+struct AvgWindow {
+  int64_t h0, h1, w0, w1, pool;
+};
+
+AvgWindow avg_window(const Shape4& in, const Pool2dWindow& w, int64_t oh, int64_t ow) {
+  const int64_t h0 = oh * w.stride_h - w.pad_h;
+  const int64_t w0 = ow * w.stride_w - w.pad_w;
+  const int64_t h1 = std::min(h0 + w.kernel_h, in.h + w.pad_h);
+  const int64_t w1 = std::min(w0 + w.kernel_w, in.w + w.pad_w);
+  return {std::max<int64_t>(h0, 0), std::min(h1, in.h), std::max<int64_t>(w0, 0), std::min(w1, in.w),
+          (h1 - h0) * (w1 - w0)};
+}
+
 }  // namespace
 
 Shape4 pool2d_output_shape(const Shape4& input, const Pool2dWindow& w, bool allow_empty) {
@@ -93,22 +108,15 @@ void avg_pool2d_float(std::span<const float> x, const Shape4& in, const Pool2dWi
     const float* plane = x.data() + p * in.h * in.w;
     for (int64_t oh = 0; oh < o.h; ++oh) {
       for (int64_t ow = 0; ow < o.w; ++ow) {
-        int64_t h0 = oh * w.stride_h - w.pad_h;
-        int64_t w0 = ow * w.stride_w - w.pad_w;
-        int64_t h1 = std::min(h0 + w.kernel_h, in.h + w.pad_h);
-        int64_t w1 = std::min(w0 + w.kernel_w, in.w + w.pad_w);
-        const int64_t padded_count = (h1 - h0) * (w1 - w0);
-        h0 = std::max<int64_t>(h0, 0);
-        w0 = std::max<int64_t>(w0, 0);
-        h1 = std::min(h1, in.h);
-        w1 = std::min(w1, in.w);
+        const AvgWindow aw = avg_window(in, w, oh, ow);
+        const int64_t padded_count = aw.pool;
         float sum = 0.0f;
-        for (int64_t ih = h0; ih < h1; ++ih) {
-          for (int64_t iw = w0; iw < w1; ++iw) sum += plane[ih * in.w + iw];
+        for (int64_t ih = aw.h0; ih < aw.h1; ++ih) {
+          for (int64_t iw = aw.w0; iw < aw.w1; ++iw) sum += plane[ih * in.w + iw];
         }
         const int64_t divisor = divisor_override > 0 ? divisor_override
                                 : count_include_pad ? padded_count
-                                                    : (h1 - h0) * (w1 - w0);
+                                                    : (aw.h1 - aw.h0) * (aw.w1 - aw.w0);
         out[static_cast<size_t>((p * o.h + oh) * o.w + ow)] = sum / static_cast<float>(divisor);
       }
     }
@@ -172,19 +180,12 @@ void quantized_avg_pool2d(const QuantizedAvgPoolArgs& a, QuantizedAvgPoolKernel 
     const uint8_t* plane = a.input.data() + p * in.h * in.w;
     for (int64_t oh = 0; oh < o.h; ++oh) {
       for (int64_t ow = 0; ow < o.w; ++ow) {
-        int64_t h0 = oh * w.stride_h - w.pad_h;
-        int64_t w0 = ow * w.stride_w - w.pad_w;
-        int64_t h1 = std::min(h0 + w.kernel_h, in.h + w.pad_h);
-        int64_t w1 = std::min(w0 + w.kernel_w, in.w + w.pad_w);
-        const int64_t pool = (h1 - h0) * (w1 - w0);
-        h0 = std::max<int64_t>(h0, 0);
-        w0 = std::max<int64_t>(w0, 0);
-        h1 = std::min(h1, in.h);
-        w1 = std::min(w1, in.w);
-        const int64_t inside = (h1 - h0) * (w1 - w0);
+        const AvgWindow aw = avg_window(in, w, oh, ow);
+        const int64_t pool = aw.pool;
+        const int64_t inside = (aw.h1 - aw.h0) * (aw.w1 - aw.w0);
         int64_t sum = 0;
-        for (int64_t ih = h0; ih < h1; ++ih) {
-          for (int64_t iw = w0; iw < w1; ++iw) sum += plane[ih * in.w + iw];
+        for (int64_t ih = aw.h0; ih < aw.h1; ++ih) {
+          for (int64_t iw = aw.w0; iw < aw.w1; ++iw) sum += plane[ih * in.w + iw];
         }
         const int64_t divisor = a.divisor_override > 0 ? a.divisor_override : a.count_include_pad ? pool : inside;
         const auto acc = static_cast<int32_t>(sum - inside * zp);
