@@ -242,7 +242,7 @@ class Converter {
   // input's grid; sigmoid's fixed one, which the int8 op reproduces) pass the value through.
   void convert_fake_quant(const Layer& layer, const Node& n) {
     const FakeQuantPoint& p = qat_.fake_quants.at(static_cast<size_t>(std::get<FakeQuantParams>(n.params).point));
-    if (p.module.size() > 14 && p.module.rfind(".weight_fake_quant") == p.module.size() - 18) {
+    if (p.module.ends_with(".weight_fake_quant")) {
       refuse(layer.name, "a weight fake-quant outside a conv / linear module");
     }
     const ValueId x = mapped(layer.name, n.inputs.at(0));
