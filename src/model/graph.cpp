@@ -121,10 +121,11 @@ void adopt_layer_names(const Graph& int8, Graph& qat) {
   std::unordered_set<std::string> qat_names;
   for (const Node& n : qat.nodes) qat_names.insert(n.layer);
   const auto int8_producer = producers(int8);
+  // Which node produces a value never changes; producer_layer reads the name as adopted so far.
+  const auto qat_producer = producers(qat);
   for (const Node& n : int8.nodes) {
     if (qat_names.count(n.layer) != 0 || n.inputs.empty()) continue;
     const std::string source = producer_layer(int8, int8_producer, n.inputs[0]);
-    const auto qat_producer = producers(qat);  // names change as layers are adopted
     for (Node& m : qat.nodes) {
       const bool unclaimed = int8_names.count(m.layer) == 0;
       if (!unclaimed || m.inputs.empty() || m.op != float_counterpart(n.op)) continue;

@@ -12,7 +12,7 @@
 
 namespace qparity {
 
-void quantized_add_qnnpack(const QuantizedAddArgs& args, std::span<uint8_t> out) {
+void quantized_add_qnnpack(const QuantizedBinaryArgs& args, std::span<uint8_t> out) {
   // eq. 6.7a: relative scales in float, the larger one's exponent sets the shift.
   const float a_rel = args.a_scale / args.output_scale;
   const float b_rel = args.b_scale / args.output_scale;
@@ -51,7 +51,7 @@ void quantized_add_qnnpack(const QuantizedAddArgs& args, std::span<uint8_t> out)
 namespace {
 
 // eq. 6.7d-e for element i: dequantize with the lambda's formula, add, relu, quantize (eq. 5.1).
-uint8_t generic_add_one(const QuantizedAddArgs& args, size_t i, bool vectorized, const QuantGrid& grid) {
+uint8_t generic_add_one(const QuantizedBinaryArgs& args, size_t i, bool vectorized, const QuantGrid& grid) {
   float da = 0.0f;
   float db = 0.0f;
   if (vectorized) {
@@ -68,7 +68,7 @@ uint8_t generic_add_one(const QuantizedAddArgs& args, size_t i, bool vectorized,
 
 }  // namespace
 
-void quantized_add_generic(const QuantizedAddArgs& args, const AtenLoop& loop, std::span<uint8_t> out) {
+void quantized_add_generic(const QuantizedBinaryArgs& args, const AtenLoop& loop, std::span<uint8_t> out) {
   const QuantGrid grid{args.output_scale, args.output_zero_point, {0, 255}};
   for_each_aten_range(static_cast<int64_t>(args.a.size()), loop, [&](int64_t begin, int64_t end, bool vectorized) {
     for (auto i = static_cast<size_t>(begin); i < static_cast<size_t>(end); ++i) {

@@ -20,7 +20,7 @@ uint8_t relu_bin(uint8_t q, int64_t zero_point, bool relu) {
 
 }  // namespace
 
-void quantized_mul(const QuantizedMulArgs& a, std::span<uint8_t> out) {
+void quantized_mul(const QuantizedBinaryArgs& a, std::span<uint8_t> out) {
   const float multiplier = a.a_scale * a.b_scale * (1.0f / a.output_scale);
   for (size_t i = 0; i < a.a.size(); ++i) {
     const auto c = static_cast<int32_t>((a.a[i] - a.a_zero_point) * (a.b[i] - a.b_zero_point));

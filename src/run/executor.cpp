@@ -50,26 +50,28 @@ Shape4 shape4(const model::Dims& d) {
 
 model::Dims dims_of(const Shape4& s) { return {s.n, s.c, s.h, s.w}; }
 
-// Logical NCHW order <-> NHWC memory order of a 4-d tensor's elements.
-template <typename T>
-std::vector<T> nchw_to_nhwc(const std::vector<T>& x, const Shape4& s) {
-  std::vector<T> r(x.size());
+// Calls visit(nchw_index, nhwc_index) for every element of a 4-d tensor, in NHWC order.
+template <typename Visit>
+void for_each_nhwc(const Shape4& s, Visit visit) {
   size_t i = 0;
   for (int64_t n = 0; n < s.n; ++n)
     for (int64_t h = 0; h < s.h; ++h)
       for (int64_t w = 0; w < s.w; ++w)
-        for (int64_t c = 0; c < s.c; ++c) r[i++] = x[static_cast<size_t>(((n * s.c + c) * s.h + h) * s.w + w)];
+        for (int64_t c = 0; c < s.c; ++c) visit(static_cast<size_t>(((n * s.c + c) * s.h + h) * s.w + w), i++);
+}
+
+// Logical NCHW order <-> NHWC memory order of a 4-d tensor's elements.
+template <typename T>
+std::vector<T> nchw_to_nhwc(const std::vector<T>& x, const Shape4& s) {
+  std::vector<T> r(x.size());
+  for_each_nhwc(s, [&](size_t nchw, size_t nhwc) { r[nhwc] = x[nchw]; });
   return r;
 }
 
 template <typename T>
 std::vector<T> nhwc_to_nchw(const std::vector<T>& x, const Shape4& s) {
   std::vector<T> r(x.size());
-  size_t i = 0;
-  for (int64_t n = 0; n < s.n; ++n)
-    for (int64_t h = 0; h < s.h; ++h)
-      for (int64_t w = 0; w < s.w; ++w)
-        for (int64_t c = 0; c < s.c; ++c) r[static_cast<size_t>(((n * s.c + c) * s.h + h) * s.w + w)] = x[i++];
+  for_each_nhwc(s, [&](size_t nchw, size_t nhwc) { r[nchw] = x[nhwc]; });
   return r;
 }
 
@@ -720,7 +722,7 @@ class Executor {
     const Tensor& b = in(node, 1);
     if (a.dims != b.dims) throw std::invalid_argument("quantized add of different shapes is not supported yet");
     const auto& p = std::get<model::QBinaryParams>(node.params);
-    QuantizedAddArgs args{.a = a.bins, .a_scale = static_cast<float>(a.scale), .a_zero_point = a.zero_point,
+    QuantizedBinaryArgs args{.a = a.bins, .a_scale = static_cast<float>(a.scale), .a_zero_point = a.zero_point,
                           .b = b.bins, .b_scale = static_cast<float>(b.scale), .b_zero_point = b.zero_point,
                           .output_scale = static_cast<float>(p.output.scale),
                           .output_zero_point = p.output.zero_point, .relu = p.relu};

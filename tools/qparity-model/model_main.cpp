@@ -24,6 +24,7 @@
 
 #include "../qparity/atomic_file.h"
 #include "../qparity/command_errors.h"
+#include "../qparity/command_line.h"
 #include "model_html.h"
 #include "model_report.h"
 #include "qparity/diff/layer_compare.h"
@@ -357,18 +358,6 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
   return budgets.empty() && diverge ? 1 : status;
 }
 
-// The command line as a shell would need it typed (arguments with spaces or shell characters
-// single-quoted), so a report shows a line that reproduces the run.
-std::string shell_quote(const std::string& arg) {
-  const bool plain = !arg.empty() && arg.find_first_not_of(
-                                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                         "0123456789-_=+,./:@%") == std::string::npos;
-  if (plain) return arg;
-  std::string quoted = "'";
-  for (const char ch : arg) quoted += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
-  return quoted + "'";
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -449,9 +438,9 @@ int main(int argc, char** argv) {
   // The command line as typed: `qparity model` starts this program as "<qparity's argv[0]> model".
   const std::string program = argc > 0 ? argv[0] : "qparity-model";
   std::string line = program.ends_with(" model")
-                         ? shell_quote(program.substr(0, program.size() - 6)) + " model"
-                         : shell_quote(program);
-  for (int i = 1; i < argc; ++i) line += " " + shell_quote(argv[i]);
+                         ? cli::shell_quote(program.substr(0, program.size() - 6)) + " model"
+                         : cli::shell_quote(program);
+  for (int i = 1; i < argc; ++i) line += " " + cli::shell_quote(argv[i]);
   try {
     return run_model(o, line);
   } catch (const std::bad_alloc&) {

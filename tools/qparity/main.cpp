@@ -13,6 +13,7 @@
 #include <string>
 
 #include "qparity/version.h"
+#include "command_line.h"
 #include "explain_command.h"
 #include "seed_command.h"
 #include "sweep_command.h"
@@ -21,23 +22,11 @@ namespace {
 
 constexpr int kUsageExitCode = 2;
 
-// The command line as a shell would need it typed: arguments with spaces or shell
-// characters are single-quoted, so reports can show a line that reproduces the run.
-std::string shell_quote(const std::string& arg) {
-  const bool plain = !arg.empty() && arg.find_first_not_of(
-                                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                         "0123456789-_=+,./:@%") == std::string::npos;
-  if (plain) return arg;
-  std::string quoted = "'";
-  for (const char ch : arg) quoted += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
-  return quoted + "'";
-}
-
 std::string join_arguments(int argc, char** argv) {
   std::string line;
   for (int i = 0; i < argc; ++i) {
     if (i > 0) line += ' ';
-    line += shell_quote(argv[i]);
+    line += qparity::cli::shell_quote(argv[i]);
   }
   return line;
 }

@@ -5,22 +5,12 @@
 #include <cstdint>
 #include <span>
 
+#include "qparity/ops/quantized_binary.h"
+
 namespace qparity {
 
-struct QuantizedMulArgs {
-  std::span<const uint8_t> a;  // a and b of one size: the caller expands a broadcast operand
-  float a_scale = 1.0f;
-  int64_t a_zero_point = 0;
-  std::span<const uint8_t> b;
-  float b_scale = 1.0f;
-  int64_t b_zero_point = 0;
-  float output_scale = 1.0f;
-  int64_t output_zero_point = 0;
-  bool relu = false;
-};
-
 // eq. 6.14: requantize_from_int((a - za)(b - zb), f(f(s_a s_b) f(1/s))), both lambdas alike.
-void quantized_mul(const QuantizedMulArgs& args, std::span<uint8_t> out);
+void quantized_mul(const QuantizedBinaryArgs& args, std::span<uint8_t> out);
 
 // The grid a scalar op's output lands on, as the op computes it (doubles, as the tensor keeps them).
 struct ScalarOpGrid {
