@@ -644,7 +644,7 @@ class Walker {
     p.weight = quantized_weight(w, bias);
     p.geometry = {stride.at(0), stride.at(1), padding.at(0), padding.at(1), dilation.at(0), dilation.at(1),
                   params->groups()};
-    p.output = {result.q_scale(), result.q_zero_point()};
+    p.output = {.scale = result.q_scale(), .zero_point = result.q_zero_point()};
     p.relu = relu;
     return p;
   }
@@ -654,7 +654,7 @@ class Walker {
     auto [w, bias] = params->unpack();
     model::QConvParams p;
     p.weight = quantized_weight(w, bias);
-    p.output = {result.q_scale(), result.q_zero_point()};
+    p.output = {.scale = result.q_scale(), .zero_point = result.q_zero_point()};
     p.relu = relu;
     return p;
   }

@@ -25,7 +25,7 @@ QuantGrid grid_of(const Tensor& t) { return {static_cast<float>(t.scale), t.zero
 std::optional<run::FakeQuantUse> own_fake_quant(const Layer& layer, const run::RunResult& run) {
   const size_t last = layer.nodes.back();
   for (const auto& use : run.fake_quant_uses) {
-    if (use.node == last && use.fake_quant_enabled && use.grids.size() == 1) return use;
+    if (use.node == last && use.fake_quant_enabled && use.channels.size() == 1) return use;
   }
   return std::nullopt;
 }
@@ -115,10 +115,10 @@ ModelComparison compare_paths(const Graph& fake_quant, const run::RunResult& fak
       c.int8_grid = grid_of(qin);
     }
     if (const auto use = own_fake_quant(*fq_layer, fake_quant_run); use && fq_layer->name == layer.name) {
-      c.fake_quant_grid = use->grids[0];
+      c.fake_quant_grid = use->channels[0].grid;
       c.fake_quant_provenance = use->provenance;
     } else if (const auto in_use = own_fake_quant(*fq_layer, fake_quant_run)) {
-      c.fake_quant_grid = in_use->grids[0];
+      c.fake_quant_grid = in_use->channels[0].grid;
       c.fake_quant_provenance = "the grid of " + fq_layer->name + "'s output fake-quant";
     } else {
       c.fake_quant_grid = c.int8_grid;

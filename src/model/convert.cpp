@@ -32,26 +32,38 @@ const ConvertSource* source_named(const Graph& g, const std::string& module) {
 
 // calculate_qparams() of a fake-quant's observer: the Python rule on its running range (eq. 1.2),
 // per channel where the observer is per channel. FixedQParams observers return their buffers.
-std::vector<QParamDerivation> observer_qparams(const FakeQuantPoint& p) {
-  std::vector<QParamDerivation> out;
+std::vector<UsedQParams> observer_qparams(const FakeQuantPoint& p) {
+  std::vector<UsedQParams> out;
   for (size_t c = 0; c < p.min_val.size(); ++c) {
     if (p.kind == FakeQuantModuleKind::kFixedQParamsFakeQuantize) {
-      QParamDerivation d;
-      d.scale = p.scale.at(c);
-      d.zero_point = p.zero_point.at(c);
-      out.push_back(d);
+      out.push_back({.grid = {p.scale.at(c), p.zero_point.at(c), {p.spec.quant_min, p.spec.quant_max}},
+                     .provenance = "convert(): FixedQParamsObserver's fixed scale / zero point"});
       continue;
     }
-    out.push_back(python_observer_qparams(p.min_val[c], p.max_val[c], p.spec));
+    out.push_back(observer_calculate_qparams(p.min_val[c], p.max_val[c], p.spec));
   }
   return out;
+}
+
+QParamsOrigin origin_of(const std::vector<UsedQParams>& used) {
+  QParamsOrigin o;
+  for (const UsedQParams& u : used) {
+    if (u.derivation) o.derivations.push_back(*u.derivation);
+  }
+  if (!used.empty()) o.provenance = used.front().provenance;
+  return o;
+}
+
+OutputGrid grid_of(const FakeQuantPoint& p) {
+  const std::vector<UsedQParams> used = observer_qparams(p);
+  const QuantGrid& g = used.at(0).grid;
+  return {.scale = static_cast<double>(g.scale), .zero_point = g.zero_point, .origin = origin_of(used)};
 }
 
 OutputGrid output_grid(const Graph& qat, const std::string& layer) {
   const FakeQuantPoint* p = point_named(qat, layer + ".activation_post_process");
   if (p == nullptr) refuse(layer, "it has no activation fake-quant to take its output grid from");
-  const QParamDerivation d = observer_qparams(*p).at(0);
-  return {static_cast<double>(d.scale), d.zero_point};
+  return grid_of(*p);
 }
 
 // eq. O8.1: fuse_conv_bn_weights, one float rounding per torch op.
@@ -69,7 +81,7 @@ void fold_batch_norm(const BatchNormState& bn, double eps, ConstantTensor& weigh
 
 // eq. O8.2: the weight fake-quant runs once more on the (folded) weight, moving its observer when
 // enabled; calculate_qparams; quantize_per_tensor / quantize_per_channel along axis 0.
-QuantizedWeight quantize_weight(const ConstantTensor& w, FakeQuantPoint point, std::vector<float> bias) {
+QuantizedWeight convert_weight(const ConstantTensor& w, FakeQuantPoint point, std::vector<float> bias) {
   const size_t channels = point.per_channel ? static_cast<size_t>(w.dims.at(0)) : 1;
   if (point.min_val.size() != channels) {
     throw std::invalid_argument("weight fake-quant '" + point.module + "' has " + std::to_string(point.min_val.size()) +
@@ -84,22 +96,37 @@ QuantizedWeight quantize_weight(const ConstantTensor& w, FakeQuantPoint point, s
       point.max_val[c] = moving_average_update(point.max_val[c], *hi, point.averaging_constant);
     }
   }
+  const std::vector<UsedQParams> used = observer_qparams(point);
+  std::vector<QuantGrid> grids;
+  for (const UsedQParams& u : used) grids.push_back(u.grid);
+  QuantizedWeight q = quantize_weight(w, point.per_channel, grids, std::move(bias));
+  q.origin = origin_of(used);
+  return q;
+}
+
+}  // namespace
+
+QuantizedWeight quantize_weight(const ConstantTensor& w, bool per_channel, std::span<const QuantGrid> grids,
+                                std::vector<float> bias) {
+  const size_t channels = per_channel ? static_cast<size_t>(w.dims.at(0)) : 1;
+  if (grids.size() != channels) throw std::invalid_argument("quantize_weight: one grid per channel is needed");
+  const size_t inner = w.data.size() / channels;
   QuantizedWeight q;
   q.dims = w.dims;
-  q.per_channel = point.per_channel;
+  q.per_channel = per_channel;
   q.bias = std::move(bias);
-  const std::vector<QParamDerivation> qparams = observer_qparams(point);
   q.data.resize(w.data.size());
   for (size_t c = 0; c < channels; ++c) {
-    const QuantGrid grid{qparams[c].scale, qparams[c].zero_point, {point.spec.quant_min, point.spec.quant_max}};
-    q.scales.push_back(static_cast<double>(qparams[c].scale));
-    q.zero_points.push_back(qparams[c].zero_point);
+    q.scales.push_back(static_cast<double>(grids[c].scale));
+    q.zero_points.push_back(grids[c].zero_point);
     for (size_t k = 0; k < inner; ++k) {
-      q.data[c * inner + k] = static_cast<int8_t>(quantize_value(w.data[c * inner + k], grid));
+      q.data[c * inner + k] = static_cast<int8_t>(quantize_value(w.data[c * inner + k], grids[c]));
     }
   }
   return q;
 }
+
+namespace {
 
 class Converter {
  public:
@@ -175,7 +202,7 @@ class Converter {
     const FakeQuantPoint* wfq = point_named(qat_, layer.name + ".weight_fake_quant");
     if (wfq == nullptr) refuse(layer.name, "it has no weight fake-quant");
     QConvParams p;
-    p.weight = quantize_weight(weight, *wfq, std::move(bias));
+    p.weight = convert_weight(weight, *wfq, std::move(bias));
     if (!source.linear) p.geometry = std::get<ConvParams>(op->params).geometry;
     p.output = output_grid(qat_, layer.name);
     p.relu = source.relu;
@@ -246,8 +273,7 @@ class Converter {
       refuse(layer.name, "a weight fake-quant outside a conv / linear module");
     }
     const ValueId x = mapped(layer.name, n.inputs.at(0));
-    const QParamDerivation d = observer_qparams(p).at(0);
-    const OutputGrid grid{static_cast<double>(d.scale), d.zero_point};
+    const OutputGrid grid = grid_of(p);
     if (!quantized(x)) {
       emit(layer.name, n, OpKind::kQuantize, {x}, QuantizeParams{grid});
       return;

@@ -31,7 +31,8 @@ UsedQParams fake_quant_forward(FakeQuantModule& module, QParamRule fused_rule) {
   UsedQParams used;
   if (module.kind != FakeQuantModuleKind::kFusedMovingAvgObsFakeQuantize) {
     used.grid = {module.scale_buffer, module.zero_point_buffer, range};
-    used.provenance = "FakeQuantize with observer off: the scale/zero_point buffers as they were";
+    used.provenance = std::string(to_string(module.kind)) +
+                      " with observer off: the scale/zero_point buffers as they were";
     if (module.hand_set_scale) used.provenance += " (scale hand-set, honoured)";
     return used;
   }
@@ -51,9 +52,13 @@ UsedQParams fake_quant_forward(FakeQuantModule& module, QParamRule fused_rule) {
 }
 
 UsedQParams convert_qparams(const FakeQuantModule& module) {
-  QParamDerivation d = python_observer_qparams(module.min_val, module.max_val, module.spec);
+  return observer_calculate_qparams(module.min_val, module.max_val, module.spec);
+}
+
+UsedQParams observer_calculate_qparams(float min_val, float max_val, const QuantSpec& spec) {
+  QParamDerivation d = python_observer_qparams(min_val, max_val, spec);
   UsedQParams used;
-  used.grid = {d.scale, d.zero_point, observer_quant_range(module.spec)};
+  used.grid = {d.scale, d.zero_point, observer_quant_range(spec)};
   used.provenance = "convert(): calculate_qparams(), the Python observer formula on min/max; "
                     "the module's buffers are not read";
   used.derivation = std::move(d);

@@ -75,6 +75,17 @@ std::vector<T> nhwc_to_nchw(const std::vector<T>& x, const Shape4& s) {
   return r;
 }
 
+// A tensor of x's shape, type and grid, its elements allocated but not copied.
+Tensor like(const Tensor& x) {
+  Tensor r;
+  r.dims = x.dims;
+  r.type = x.type;
+  r.scale = x.scale;
+  r.zero_point = x.zero_point;
+  (x.quantized() ? r.bins.resize(x.bins.size()) : r.values.resize(x.values.size()));
+  return r;
+}
+
 class Executor {
  public:
   Executor(const model::Graph& graph, const RunOptions& options)
@@ -94,14 +105,14 @@ class Executor {
     }
   }
 
-  RunResult run(const Tensor& input) {
-    result_.values[static_cast<size_t>(graph_.input)] = input;
+  RunResult run(Tensor input) {
+    result_.values[static_cast<size_t>(graph_.input)] = std::move(input);
     for (size_t i = 0; i < graph_.nodes.size(); ++i) {
       const Node& node = graph_.nodes[i];
       try {
         run_node(i, node);
       } catch (const std::invalid_argument& e) {
-        throw std::runtime_error("layer '" + node.layer + "' (" + node.source_op + "): " + e.what());
+        throw OpRefused(node, e.what());
       }
     }
     return std::move(result_);
@@ -267,39 +278,37 @@ class Executor {
     FakeQuantUse use{.node = index, .point = point, .fake_quant_enabled = s.fake_quant_enabled};
     const bool observes = s.observer_enabled && s.kind != FakeQuantModuleKind::kFixedQParamsFakeQuantize;
     if (observes) observe(s, x, channels, channel_of, use);
-    Tensor r = float_tensor(x.dims, x.values);
-    const QRange range{s.spec.quant_min, s.spec.quant_max};
-    const bool fused = s.kind == FakeQuantModuleKind::kFusedMovingAvgObsFakeQuantize;
-    if (s.fake_quant_enabled && fused) {
-      // eq. 3.2: the fused op recomputes scale / zero point from the running range every forward.
-      for (int64_t c = 0; c < channels; ++c) {
-        const auto cc = static_cast<size_t>(c);
-        QParamDerivation d = derive_qparams(options_.profile->fused_fake_quant_rule, s.min_val[cc],
-                                            s.max_val[cc], s.spec);
-        s.scale[cc] = d.scale;
-        s.zero_point[cc] = d.zero_point;
-        use.grids.push_back({d.scale, d.zero_point, range});
-        use.derivations.push_back(std::move(d));
-      }
-      use.provenance = "recomputed this forward by " +
-                       std::string(to_string(options_.profile->fused_fake_quant_rule)) +
-                       " from the observer's running min/max";
-    } else {
-      for (int64_t c = 0; c < channels; ++c) {
-        use.grids.push_back({s.scale[static_cast<size_t>(c)], s.zero_point[static_cast<size_t>(c)], range});
-      }
-      use.provenance = !s.fake_quant_enabled ? "fake quantization disabled: the values pass unchanged"
-                                             : std::string(to_string(s.kind)) + ": its fixed scale / zero point buffers";
-    }
     if (s.fake_quant_enabled) {
-      for (int64_t i = 0; i < x.numel(); ++i) {
-        const auto at = static_cast<size_t>(i);
-        r.values[at] = fake_quantize_value(x.values[at], use.grids[static_cast<size_t>(channel_of(i))]);
+      use.channels = fake_quant_qparams(s, options_.profile->fused_fake_quant_rule);
+      use.provenance = use.channels.front().provenance;
+    } else {
+      // Disabled, even the fused op leaves its buffers alone and passes the values through.
+      for (size_t c = 0; c < s.scale.size(); ++c) {
+        use.channels.push_back({.grid = {s.scale[c], s.zero_point[c], {s.spec.quant_min, s.spec.quant_max}}});
       }
+      use.provenance = "fake quantization disabled: the values pass unchanged";
     }
     if (use.observer_moved) use.provenance += "; the observer moved min/max during this forward";
+    Tensor r = s.fake_quant_enabled ? like(x) : x;
+    if (s.fake_quant_enabled) apply_fake_quant(x, use, channel_of, r);
     result_.fake_quant_uses.push_back(std::move(use));
     out(node) = std::move(r);
+  }
+
+  // eq. 4.1 on every element, on its channel's grid; the bins too where the caller asked for them.
+  template <typename ChannelOf>
+  void apply_fake_quant(const Tensor& x, const FakeQuantUse& use, ChannelOf channel_of, Tensor& r) const {
+    const QuantGrid& grid = use.channels.front().grid;
+    if (use.channels.size() == 1 && span_kernels_support(grid)) {
+      const bool bins = options_.fake_quant_bins && grid.range.min >= 0 && grid.range.max <= 255;
+      if (bins) r.bins.resize(x.values.size());
+      fake_quantize_span(x.values, grid, r.values, r.bins);
+      return;
+    }
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      const auto at = static_cast<size_t>(i);
+      r.values[at] = fake_quantize_value(x.values[at], use.channels[static_cast<size_t>(channel_of(i))].grid);
+    }
   }
 
   template <typename ChannelOf>
@@ -324,7 +333,7 @@ class Executor {
 
   void relu(const Node& node) {
     const Tensor& x = in(node, 0);
-    Tensor r = x;
+    Tensor r = like(x);
     if (x.quantized()) {
       relu_bins(x.bins, x.zero_point, r.bins);
     } else {
@@ -336,7 +345,7 @@ class Executor {
   void hardtanh(const Node& node) {
     const Tensor& x = in(node, 0);
     const auto& p = std::get<model::ClampParams>(node.params);
-    Tensor r = x;
+    Tensor r = like(x);
     if (!x.quantized()) {
       hardtanh_span(x.values, static_cast<float>(p.min), static_cast<float>(p.max), r.values);
       return void(out(node) = std::move(r));
@@ -425,7 +434,7 @@ class Executor {
     const Tensor& x = in(node, 0);
     const Pool2dWindow& w = std::get<model::Pool2dParams>(node.params).window;
     const Shape4 o = pool2d_output_shape(shape4(x.dims), w);
-    Tensor r = x;
+    Tensor r = like(x);
     r.dims = dims_of(o);
     if (x.quantized()) {
       r.bins.resize(static_cast<size_t>(o.numel()));
@@ -525,7 +534,7 @@ class Executor {
   // Copies the elements of x (values or bins) at the flat indices index(i) into a new tensor.
   template <typename Index>
   static Tensor gather(const Tensor& x, model::Dims dims, Index index) {
-    Tensor r = x;
+    Tensor r = like(x);
     r.dims = std::move(dims);
     const auto n = static_cast<size_t>(model::numel(r.dims));
     if (x.quantized()) {
@@ -850,7 +859,29 @@ class Executor {
 
 }  // namespace
 
-RunResult run_graph(const model::Graph& graph, const Tensor& input, const RunOptions& options) {
+OpRefused::OpRefused(const model::Node& node, const std::string& reason)
+    : std::runtime_error("layer '" + node.layer + "' (" + node.source_op + "): " + reason), reason_(reason) {}
+
+std::vector<UsedQParams> fake_quant_qparams(model::FakeQuantPoint& point, QParamRule fused_rule) {
+  std::vector<UsedQParams> out;
+  for (size_t c = 0; c < point.scale.size(); ++c) {
+    FakeQuantModule m;
+    m.kind = point.kind;
+    m.spec = point.spec;
+    m.min_val = c < point.min_val.size() ? point.min_val[c] : 0.0f;
+    m.max_val = c < point.max_val.size() ? point.max_val[c] : 0.0f;
+    m.scale_buffer = point.scale[c];
+    m.zero_point_buffer = point.zero_point.at(c);
+    m.observer_enabled = false;  // the observer step, when enabled, has already run
+    m.hand_set_scale = point.hand_set_scale;
+    out.push_back(fake_quant_forward(m, fused_rule));
+    point.scale[c] = m.scale_buffer;
+    point.zero_point[c] = m.zero_point_buffer;
+  }
+  return out;
+}
+
+RunResult run_graph(const model::Graph& graph, Tensor input, const RunOptions& options) {
   if (graph.input == model::kNoValue || graph.output == model::kNoValue) {
     throw std::invalid_argument("run_graph: the graph has no input or output");
   }
@@ -858,7 +889,7 @@ RunResult run_graph(const model::Graph& graph, const Tensor& input, const RunOpt
     throw std::invalid_argument("the input has shape " + model::to_string(input.dims) + ", the model expects " +
                                 model::to_string(graph.values[static_cast<size_t>(graph.input)].dims));
   }
-  return Executor(graph, options).run(input);
+  return Executor(graph, options).run(std::move(input));
 }
 
 }  // namespace qparity::run

@@ -11,7 +11,8 @@
 #include "qparity/numerics/fake_quant.h"
 #include "qparity/numerics/float32.h"
 #include "qparity/numerics/quantize.h"
-#include "qparity/numerics/span_kernels.h"
+#include "qparity/model/convert.h"
+#include "qparity/run/executor.h"
 
 namespace qparity {
 namespace {
@@ -67,15 +68,6 @@ std::vector<float> seed_weight(const SeedOptions& o) {
   }
   return w;
 }
-
-QuantPoint make_point(std::string name, const FakeQuantModule& m, UsedQParams used) {
-  return {std::move(name), m.spec.dtype, m.spec.qscheme, std::move(used)};
-}
-
-QuantGrid storage_grid(const QuantGrid& g, QDType dtype) {
-  return {g.scale, g.zero_point, storage_range(dtype)};
-}
-
 
 }  // namespace
 
@@ -203,6 +195,159 @@ std::string seed_command_line(const SeedOptions& options) {
   return line;
 }
 
+namespace {
+
+constexpr int64_t kRowsPerBlock = 16;
+
+// A module of the seed's QAT model as an IR fake-quant point. Its spec names the observer's
+// effective range (reduce_range applied), as a frontend reads it from the module.
+model::FakeQuantPoint point_of(std::string module, const FakeQuantModule& m,
+                               const std::vector<FakeQuantModule>& channels) {
+  model::FakeQuantPoint p;
+  p.module = std::move(module);
+  p.kind = m.kind;
+  p.spec = m.spec;
+  const QRange range = observer_quant_range(m.spec);
+  p.spec.quant_min = range.min;
+  p.spec.quant_max = range.max;
+  p.spec.custom_range = true;
+  p.spec.reduce_range = false;
+  p.per_channel = !channels.empty();
+  p.observer_enabled = m.observer_enabled;
+  p.fake_quant_enabled = m.fake_quant_enabled;
+  p.hand_set_scale = m.hand_set_scale;
+  for (const FakeQuantModule& c : channels.empty() ? std::vector<FakeQuantModule>{m} : channels) {
+    p.min_val.push_back(c.min_val);
+    p.max_val.push_back(c.max_val);
+    p.scale.push_back(c.scale_buffer);
+    p.zero_point.push_back(c.zero_point_buffer);
+  }
+  return p;
+}
+
+model::Node node(std::string layer, model::OpKind op, std::vector<model::ValueId> inputs,
+                 model::ValueId output, model::OpParams params = {}) {
+  return {.layer = std::move(layer), .source_op = std::string(model::to_string(op)), .op = op,
+          .inputs = std::move(inputs), .output = output, .params = std::move(params)};
+}
+
+struct SeedModules {
+  FakeQuantModule input, weight, output;
+  std::vector<FakeQuantModule> weight_channels;  // per-channel weights: one per output channel
+};
+
+// FooConv1x1 after fuse_modules + prepare_qat + the seed's hand-setting, as the IR a frontend
+// reads from its trace: quant -> conv (ConvReLU2d: weight fake-quant, conv, relu, output
+// fake-quant) -> dequant, for `rows` input rows.
+model::Graph seed_qat_graph(const SeedModules& m, const std::vector<float>& weight,
+                            const std::vector<float>& bias, int64_t rows) {
+  using model::OpKind;
+  model::Graph g;
+  g.fake_quants = {point_of("quant.activation_post_process", m.input, {}),
+                   point_of("conv.weight_fake_quant", m.weight, m.weight_channels),
+                   point_of("conv.activation_post_process", m.output, {})};
+  const model::Dims dims{1, kSeedChannels, rows, kSeedWidth};
+  const model::ConstantTensor w{{kSeedChannels, kSeedChannels, 1, 1}, weight};
+  const model::ConstantTensor b{{kSeedChannels}, bias};
+  g.input = g.add_value(dims, model::ValueType::kFloat);
+  const model::ValueId w_id = g.add_constant(w);
+  const model::ValueId b_id = g.add_constant(b);
+  model::ValueId next = g.input;
+  auto emit = [&](const char* layer, OpKind op, std::vector<model::ValueId> in, model::OpParams params,
+                  const model::Dims& out_dims) {
+    const model::ValueId out = g.add_value(out_dims, model::ValueType::kFloat);
+    g.nodes.push_back(node(layer, op, std::move(in), out, std::move(params)));
+    return out;
+  };
+  const model::ValueId x_fq = emit("quant", OpKind::kFakeQuant, {next}, model::FakeQuantParams{0}, dims);
+  const model::ValueId w_fq = emit("conv", OpKind::kFakeQuant, {w_id}, model::FakeQuantParams{1}, w.dims);
+  next = emit("conv", OpKind::kConv2d, {x_fq, w_fq, b_id}, model::ConvParams{}, dims);
+  next = emit("conv", OpKind::kRelu, {next}, {}, dims);
+  g.output = emit("conv", OpKind::kFakeQuant, {next}, model::FakeQuantParams{2}, dims);
+  g.convert_sources.push_back({.module = "conv", .type = "ConvReLU2d", .linear = false, .relu = true,
+                               .weight = w, .bias = b, .bn = std::nullopt});
+  g.dequant_stubs = {"dequant"};
+  return g;
+}
+
+// The grids of PathGrids, one list per fake-quant point in graph order.
+std::array<std::vector<QuantGrid>, 3> point_grids(const PathGrids& g) {
+  return {std::vector<QuantGrid>{g.input},
+          g.weight_channels.empty() ? std::vector<QuantGrid>{g.weight} : g.weight_channels,
+          std::vector<QuantGrid>{g.output}};
+}
+
+// The QAT graph on given grids: a FakeQuantize module with its observer off uses exactly its
+// buffers (eq. 3.1), so pinning every point that way runs the forward on those grids.
+model::Graph pin_fake_quant_grids(model::Graph g, const PathGrids& grids) {
+  const auto per_point = point_grids(grids);
+  for (size_t i = 0; i < g.fake_quants.size(); ++i) {
+    model::FakeQuantPoint& p = g.fake_quants[i];
+    p.kind = FakeQuantModuleKind::kFakeQuantize;
+    p.observer_enabled = false;
+    p.hand_set_scale.reset();
+    p.scale.clear();
+    p.zero_point.clear();
+    for (const QuantGrid& q : per_point[i]) {
+      p.scale.push_back(q.scale);
+      p.zero_point.push_back(q.zero_point);
+    }
+    p.spec.quant_min = per_point[i].front().range.min;
+    p.spec.quant_max = per_point[i].front().range.max;
+  }
+  return g;
+}
+
+model::OutputGrid output_grid(const QuantGrid& g) {
+  return {.scale = static_cast<double>(g.scale), .zero_point = g.zero_point, .origin = {}};
+}
+
+// The converted graph on given grids: the input quantized, the weight re-quantized and the
+// output requantized onto them, as convert() would with those qparams.
+model::Graph set_int8_grids(model::Graph g, const PathGrids& grids, const model::ConstantTensor& weight) {
+  const auto per_point = point_grids(grids);
+  for (model::Node& n : g.nodes) {
+    if (auto* q = std::get_if<model::QuantizeParams>(&n.params)) q->output = output_grid(grids.input);
+    if (auto* c = std::get_if<model::QConvParams>(&n.params)) {
+      c->weight = model::quantize_weight(weight, c->weight.per_channel, per_point[1], c->weight.bias);
+      c->output = output_grid(grids.output);
+    }
+  }
+  return g;
+}
+
+// The seed's int8 model up to its conv: the experiment compares output bins, and what the
+// DeQuantStub would make of each bin is the int8 path's value table (eq. 5.2).
+model::Graph converted(const model::Graph& qat, const BackendProfile& profile) {
+  model::Graph g = model::convert_eager(qat, profile);
+  if (g.nodes.back().op == model::OpKind::kDequantize) {
+    g.output = g.nodes.back().inputs.front();
+    g.nodes.pop_back();
+  }
+  return g;
+}
+
+// One point of the converted graph as the int8 path uses it.
+UsedQParams int8_used(double scale, int64_t zero_point, const model::QParamsOrigin& origin, size_t channel,
+                      QDType dtype) {
+  UsedQParams u;
+  const bool derived = channel < origin.derivations.size();
+  u.grid = {static_cast<float>(scale), zero_point, derived ? origin.derivations[channel].range : storage_range(dtype)};
+  if (derived) u.derivation = origin.derivations[channel];
+  u.provenance = origin.provenance;
+  return u;
+}
+
+template <typename Params>
+const Params& params_of(const model::Graph& g) {
+  for (const model::Node& n : g.nodes) {
+    if (const auto* p = std::get_if<Params>(&n.params)) return *p;
+  }
+  throw std::logic_error("the seed graph lacks an op");
+}
+
+}  // namespace
+
 SeedExperiment::SeedExperiment(const SeedOptions& o, const CpuFeatures& cpu) : options_(o) {
   validate_seed_options(o);
   auto profile = make_backend_profile(o.backend, cpu);
@@ -214,72 +359,82 @@ SeedExperiment::SeedExperiment(const SeedOptions& o, const CpuFeatures& cpu) : o
   bias_.assign(static_cast<size_t>(kSeedChannels), 0.0f);
 
   // The seed's set_qconfig_params: hand-set "theoretical" scales and observer ranges.
-  input_module_ = activation_module(o);
-  weight_module_ = weight_module(o);
-  output_module_ = activation_module(o);
+  SeedModules m{activation_module(o), weight_module(o), activation_module(o), {}};
   const float w_min = std::min(0.0f, *std::min_element(weight_.begin(), weight_.end()));
   const float w_max = std::max(0.0f, *std::max_element(weight_.begin(), weight_.end()));
-  hand_set_scale(weight_module_, o.weight_scale.value_or(2.0 * o.k / 255.0));  // "symmetric, hence x2"
-  weight_module_.min_val = w_min;
-  weight_module_.max_val = o.weight_observer_max ? to_f32(*o.weight_observer_max) : w_max;
+  hand_set_scale(m.weight, o.weight_scale.value_or(2.0 * o.k / 255.0));  // "symmetric, hence x2"
+  m.weight.min_val = w_min;
+  m.weight.max_val = o.weight_observer_max ? to_f32(*o.weight_observer_max) : w_max;
   if (is_per_channel(o.weight_qscheme)) {
     // Per channel, each output channel's observer range is that row's [min, max] (with 0);
     // the hand-set scale is repeated and the zero points start at 0, one per channel.
-    for (int64_t m = 0; m < kSeedChannels; ++m) {
-      FakeQuantModule channel = weight_module_;
-      const auto row = weight_.begin() + static_cast<std::ptrdiff_t>(m * kSeedChannels);
+    for (int64_t c = 0; c < kSeedChannels; ++c) {
+      FakeQuantModule channel = m.weight;
+      const auto row = weight_.begin() + static_cast<std::ptrdiff_t>(c * kSeedChannels);
       channel.min_val = std::min(0.0f, *std::min_element(row, row + kSeedChannels));
       channel.max_val = o.weight_observer_max
                             ? to_f32(*o.weight_observer_max)
                             : std::max(0.0f, *std::max_element(row, row + kSeedChannels));
-      weight_channel_modules_.push_back(channel);
+      m.weight_channels.push_back(channel);
     }
   }
-  hand_set_scale(output_module_, o.output_scale.value_or(o.k / 255.0));
-  output_module_.min_val = to_f32(o.output_observer_min.value_or(0.0));
-  output_module_.max_val = to_f32(o.output_observer_max.value_or(o.k));
-  hand_set_scale(input_module_, o.input_scale.value_or(1.0 / 255.0));
-  input_module_.min_val = 0.0f;
-  input_module_.max_val = 1.0f;
+  hand_set_scale(m.output, o.output_scale.value_or(o.k / 255.0));
+  m.output.min_val = to_f32(o.output_observer_min.value_or(0.0));
+  m.output.max_val = to_f32(o.output_observer_max.value_or(o.k));
+  hand_set_scale(m.input, o.input_scale.value_or(1.0 / 255.0));
+  m.input.min_val = 0.0f;
+  m.input.max_val = 1.0f;
+
+  qat_.block = seed_qat_graph(m, weight_, bias_, std::min(kRowsPerBlock, o.rows));
+  if (o.rows > kRowsPerBlock && o.rows % kRowsPerBlock != 0) {
+    qat_.tail = seed_qat_graph(m, weight_, bias_, o.rows % kRowsPerBlock);
+  }
+  // convert(): qparity's emulation of eager convert, the same one `qparity model` runs.
+  int8_.block = converted(qat_.block, profile_);
+  if (!qat_.tail.nodes.empty()) int8_.tail = converted(qat_.tail, profile_);
 }
 
 PathResult SeedExperiment::derive_fake_quant_points() const {
-  // The QAT forward calls the quant stub, conv weight and conv output fake-quants in order;
-  // a fused module overwrites its buffers on the way.
-  FakeQuantModule in = input_module_, wt = weight_module_, out = output_module_;
-  const QParamRule rule = profile_.fused_fake_quant_rule;
+  // The QAT forward calls the quant stub, conv weight and conv output fake-quants in order,
+  // each deriving its qparams as the engine's fake-quant op does (a fused module overwrites its
+  // buffers on the way).
+  static constexpr const char* kNames[] = {"input", "weight", "output"};
   PathResult p;
   p.name = "fake_quant";
-  p.input = make_point("input", in, fake_quant_forward(in, rule));
-  if (weight_channel_modules_.empty()) {
-    p.weight = make_point("weight", wt, fake_quant_forward(wt, rule));
-  } else {
-    std::vector<FakeQuantModule> channels = weight_channel_modules_;
-    p.weight = make_point("weight", wt, {});
-    for (FakeQuantModule& channel : channels) p.weight.channels.push_back(fake_quant_forward(channel, rule));
-    p.weight.used = p.weight.channels.front();
+  QuantPoint* points[] = {&p.input, &p.weight, &p.output};
+  for (size_t i = 0; i < 3; ++i) {
+    model::FakeQuantPoint state = qat_.block.fake_quants[i];
+    std::vector<UsedQParams> used = run::fake_quant_qparams(state, profile_.fused_fake_quant_rule);
+    QuantPoint& q = *points[i];
+    q = {kNames[i], state.spec.dtype, state.spec.qscheme, used.front(), {}};
+    if (state.per_channel) q.channels = std::move(used);
   }
-  p.output = make_point("output", out, fake_quant_forward(out, rule));
   return p;
 }
 
 PathResult SeedExperiment::derive_int8_points() const {
   // convert() runs the weight fake-quant once more (observers off: no observer change), then
-  // every module's calculate_qparams(); the buffers are not read.
+  // every module's calculate_qparams(); the buffers are not read. The converted graph carries
+  // what it derived.
+  const auto& quantize = params_of<model::QuantizeParams>(int8_.block);
+  const auto& conv = params_of<model::QConvParams>(int8_.block);
+  const auto& points = qat_.block.fake_quants;
   PathResult p;
   p.name = "int8";
-  p.input = make_point("input", input_module_, convert_qparams(input_module_));
-  if (weight_channel_modules_.empty()) {
-    p.weight = make_point("weight", weight_module_, convert_qparams(weight_module_));
-  } else {
-    // calculate_qparams of the per-channel observer: the same formula, channel by channel.
-    p.weight = make_point("weight", weight_module_, {});
-    for (const FakeQuantModule& channel : weight_channel_modules_) {
-      p.weight.channels.push_back(convert_qparams(channel));
-    }
-    p.weight.used = p.weight.channels.front();
+  p.input = {"input", points[0].spec.dtype, points[0].spec.qscheme,
+             int8_used(quantize.output.scale, quantize.output.zero_point, quantize.output.origin, 0,
+                       points[0].spec.dtype),
+             {}};
+  p.weight = {"weight", points[1].spec.dtype, points[1].spec.qscheme, {}, {}};
+  for (size_t c = 0; c < conv.weight.scales.size(); ++c) {
+    p.weight.channels.push_back(int8_used(conv.weight.scales[c], conv.weight.zero_points[c], conv.weight.origin, c,
+                                          points[1].spec.dtype));
   }
-  p.output = make_point("output", output_module_, convert_qparams(output_module_));
+  p.weight.used = p.weight.channels.front();
+  if (!conv.weight.per_channel) p.weight.channels.clear();
+  p.output = {"output", points[2].spec.dtype, points[2].spec.qscheme,
+              int8_used(conv.output.scale, conv.output.zero_point, conv.output.origin, 0, points[2].spec.dtype),
+              {}};
   return p;
 }
 
@@ -288,23 +443,17 @@ float SeedExperiment::input_at(const ElementIndex& index) const {
   return static_cast<float>(index.w) / 255.0f;
 }
 
-void SeedExperiment::input_rows(int64_t first_row, int64_t rows, std::vector<float>& out) const {
-  // Every row of the input is the same ramp (that is the seed's input); the paths still
-  // compute every element of every row.
-  (void)first_row;
-  std::array<float, kSeedWidth> ramp{};
-  for (int64_t w = 0; w < kSeedWidth; ++w) ramp[static_cast<size_t>(w)] = input_at({0, 0, 0, w});
-  out.resize(static_cast<size_t>(kSeedChannels * rows * kSeedWidth));
-  for (size_t row = 0; row < static_cast<size_t>(kSeedChannels * rows); ++row) {
-    std::copy(ramp.begin(), ramp.end(), out.begin() + static_cast<std::ptrdiff_t>(row * kSeedWidth));
-  }
-}
-
 namespace {
 
-// Both paths run in blocks of input rows: the conv is pointwise, so a block of rows of the
-// input gives exactly the same rows of the output, and the working set stays in cache.
-constexpr int64_t kRowsPerBlock = 16;
+// `rows` rows of the seed's input, [1, C, rows, W]. Every row is the same ramp (that is the
+// seed's input); the paths still compute every element of every row.
+run::Tensor input_block(int64_t rows, const std::array<float, kSeedWidth>& ramp) {
+  std::vector<float> x(static_cast<size_t>(kSeedChannels * rows * kSeedWidth));
+  for (size_t row = 0; row < static_cast<size_t>(kSeedChannels * rows); ++row) {
+    std::copy(ramp.begin(), ramp.end(), x.begin() + static_cast<std::ptrdiff_t>(row * kSeedWidth));
+  }
+  return run::float_tensor({1, kSeedChannels, rows, kSeedWidth}, std::move(x));
+}
 
 // Copies a [C, rows, W] block into rows [first_row, ...) of a [1, C, H, W] tensor.
 void scatter_block(const std::vector<uint8_t>& block, const Shape4& shape, int64_t first_row,
@@ -336,65 +485,50 @@ std::array<float, 256> dequantized_bin_values(const QuantGrid& g) {
 
 }  // namespace
 
-std::vector<float> SeedExperiment::fake_quantized_weight(const PathGrids& g) const {
-  std::vector<float> w_fq(weight_.size());
-  for (size_t i = 0; i < weight_.size(); ++i) {
-    w_fq[i] = fake_quantize_value(weight_[i], g.weight_of(static_cast<int64_t>(i) / kSeedChannels));
-  }
-  return w_fq;
-}
-
-void SeedExperiment::fake_quant_block(const PathGrids& g, const std::vector<float>& w_fq,
-                                      int64_t row, int64_t rows, BlockScratch& s) const {
-  input_rows(row, rows, s.x);
-  s.x_fq.resize(s.x.size());
-  fake_quantize_span(s.x, g.input, s.x_fq, {});
-  conv2d_float({.input = s.x_fq,
-                .input_shape = {1, kSeedChannels, rows, kSeedWidth},
-                .weight = w_fq,
-                .weight_shape = weight_shape_,
-                .bias = bias_,
-                .relu = true},
-               s.y);
-  s.bins.resize(s.y.size());
-  fake_quant_bins_span(s.y, g.output, s.bins);
-}
-
-namespace {
-
-// Calls block(first_row, rows) for every block of input rows, in order.
-template <typename Block>
-void for_each_row_block(int64_t height, Block&& block) {
-  for (int64_t row = 0; row < height; row += kRowsPerBlock) {
-    block(row, std::min(kRowsPerBlock, height - row));
+std::vector<uint8_t> SeedExperiment::block_bins(const BlockGraphs& graphs, int64_t row) const {
+  std::array<float, kSeedWidth> ramp{};
+  for (int64_t w = 0; w < kSeedWidth; ++w) ramp[static_cast<size_t>(w)] = input_at({0, 0, 0, w});
+  const int64_t rows = std::min(kRowsPerBlock, input_shape_.h - row);
+  const model::Graph& g = rows < std::min(kRowsPerBlock, input_shape_.h) ? graphs.tail : graphs.block;
+  try {
+    run::RunResult r = run::run_graph(g, input_block(rows, ramp), {.profile = &profile_, .fake_quant_bins = true});
+    return std::move(r.values[static_cast<size_t>(g.output)].bins);
+  } catch (const run::OpRefused& e) {
+    // The seed has one op per kind: the engine's reason is the whole story (and the options
+    // that led to it are the user's to change).
+    throw std::invalid_argument(e.reason());
   }
 }
 
-}  // namespace
+SeedExperiment::BlockGraphs SeedExperiment::qat_graphs(const PathGrids& g) const {
+  BlockGraphs out{pin_fake_quant_grids(qat_.block, g), {}};
+  if (!qat_.tail.nodes.empty()) out.tail = pin_fake_quant_grids(qat_.tail, g);
+  return out;
+}
+
+SeedExperiment::BlockGraphs SeedExperiment::int8_graphs(const PathGrids& g) const {
+  const model::ConstantTensor w{{kSeedChannels, kSeedChannels, 1, 1}, weight_};
+  BlockGraphs out{set_int8_grids(int8_.block, g, w), {}};
+  if (!int8_.tail.nodes.empty()) out.tail = set_int8_grids(int8_.tail, g, w);
+  return out;
+}
 
 PathRun SeedExperiment::run_fake_quant(const PathGrids& g) const {
-  const std::vector<float> w_fq = fake_quantized_weight(g);
   PathRun run;
   run.bins.resize(static_cast<size_t>(input_shape_.numel()));
   run.value_of_bin = fake_quant_bin_values(g.output);
-  BlockScratch s;
-  for_each_row_block(input_shape_.h, [&](int64_t row, int64_t rows) {
-    fake_quant_block(g, w_fq, row, rows, s);
-    scatter_block(s.bins, input_shape_, row, rows, run.bins);
-  });
+  const BlockGraphs graphs = qat_graphs(g);
+  for (int64_t row = 0; row < input_shape_.h; row += kRowsPerBlock) {
+    scatter_block(block_bins(graphs, row), input_shape_, row, std::min(kRowsPerBlock, input_shape_.h - row), run.bins);
+  }
   return run;
 }
 
 std::vector<int8_t> SeedExperiment::quantize_weight(const PathGrids& g) const {
   // quantize_per_tensor / quantize_per_channel(w, scale, zp, qint8) (eq. 5.1: a per-channel
-  // scale is a double holding a float32 value), then _clamp_weights to the module's range.
-  std::vector<int8_t> w_q(weight_.size());
-  for (size_t i = 0; i < weight_.size(); ++i) {
-    const QuantGrid& grid = g.weight_of(static_cast<int64_t>(i) / kSeedChannels);
-    const int64_t q = quantize_value(weight_[i], storage_grid(grid, QDType::kQInt8));
-    w_q[i] = static_cast<int8_t>(std::clamp(q, grid.range.min, grid.range.max));
-  }
-  return w_q;
+  // scale is a double holding a float32 value), clamped to the module's range.
+  const model::ConstantTensor w{{kSeedChannels, kSeedChannels, 1, 1}, weight_};
+  return model::quantize_weight(w, !g.weight_channels.empty(), point_grids(g)[1], {}).data;
 }
 
 PathGrids PathResult::grids() const {
@@ -439,47 +573,32 @@ QuantizedConv2dArgs int8_conv_args(const std::vector<uint8_t>& x_q, const Shape4
 
 }  // namespace
 
-void SeedExperiment::int8_block(const PathGrids& g, const std::vector<int8_t>& w_q, int64_t row,
-                                int64_t rows, BlockScratch& s) const {
-  // The converted QuantStub: quantize_per_tensor(x, scale, zp, quint8).
-  input_rows(row, rows, s.x);
-  s.x_q.resize(s.x.size());
-  quantize_span(s.x, storage_grid(g.input, QDType::kQUInt8), s.x_q);
-  conv2d_quantized(profile_,
-                   int8_conv_args(s.x_q, {1, kSeedChannels, rows, kSeedWidth}, w_q, weight_shape_,
-                                  bias_, g),
-                   s.bins, s.accumulators);
-}
-
 PathRun SeedExperiment::run_int8(const PathGrids& g) const {
-  const std::vector<int8_t> w_q = quantize_weight(g);
   PathRun run;
   run.bins.resize(static_cast<size_t>(input_shape_.numel()));
   run.value_of_bin = dequantized_bin_values(g.output);
-  BlockScratch s;
-  for_each_row_block(input_shape_.h, [&](int64_t row, int64_t rows) {
-    int8_block(g, w_q, row, rows, s);
-    scatter_block(s.bins, input_shape_, row, rows, run.bins);
-  });
+  const BlockGraphs graphs = int8_graphs(g);
+  for (int64_t row = 0; row < input_shape_.h; row += kRowsPerBlock) {
+    scatter_block(block_bins(graphs, row), input_shape_, row, std::min(kRowsPerBlock, input_shape_.h - row), run.bins);
+  }
   return run;
 }
 
 MismatchCounts SeedExperiment::count_path_mismatches() const {
+  // Both paths block by block, without keeping the outputs.
   const PathGrids fq = derive_fake_quant_points().grids();
   const PathGrids q8 = derive_int8_points().grids();
-  const std::vector<float> w_fq = fake_quantized_weight(fq);
-  const std::vector<int8_t> w_q = quantize_weight(q8);
   const std::array<float, 256> fq_values = fake_quant_bin_values(fq.output);
   const std::array<float, 256> q8_values = dequantized_bin_values(q8.output);
-  BlockScratch a, b;
+  const BlockGraphs fq_graphs = qat_graphs(fq);
+  const BlockGraphs q8_graphs = int8_graphs(q8);
   MismatchCounts total;
-  for_each_row_block(input_shape_.h, [&](int64_t row, int64_t rows) {
-    fake_quant_block(fq, w_fq, row, rows, a);
-    int8_block(q8, w_q, row, rows, b);
-    const MismatchCounts block = count_mismatches({a.bins, &fq_values}, {b.bins, &q8_values});
-    total.bins += block.bins;
-    total.floats += block.floats;
-  });
+  for (int64_t row = 0; row < input_shape_.h; row += kRowsPerBlock) {
+    const MismatchCounts c =
+        count_mismatches({block_bins(fq_graphs, row), &fq_values}, {block_bins(q8_graphs, row), &q8_values});
+    total.bins += c.bins;
+    total.floats += c.floats;
+  }
   return total;
 }
 
@@ -516,7 +635,7 @@ ElementTrace SeedExperiment::trace_fake_quant(const PathGrids& g, const ElementI
 ElementTrace SeedExperiment::trace_int8(const PathGrids& g, const ElementIndex& e) const {
   ElementTrace t;
   const std::vector<int8_t> w_q = quantize_weight(g);
-  const QuantGrid in_grid = storage_grid(g.input, QDType::kQUInt8);
+  const QuantGrid in_grid{g.input.scale, g.input.zero_point, storage_range(QDType::kQUInt8)};
   // The accumulator of one element: run the conv on that element's input column only.
   std::vector<uint8_t> column(static_cast<size_t>(kSeedChannels));
   for (int64_t c = 0; c < kSeedChannels; ++c) {

@@ -1428,7 +1428,7 @@ TEST(OpsVsAten, QuantizedConv2d) {
         model::QConvParams p;
         p.weight = weight_of(std::get<0>(unpacked), std::get<1>(unpacked));
         p.geometry = geo;
-        p.output = {o.scale, o.zero_point};
+        p.output = {.scale = o.scale, .zero_point = o.zero_point};
         p.relu = relu;
         params = p;
         return call_tensor_op(name, "new", {qx, packed, o.scale, o.zero_point});
@@ -1475,7 +1475,7 @@ TEST(OpsVsAten, QuantizedLinear) {
         const auto unpacked = packed.toCustomClass<LinearPackedParamsBase>()->unpack();
         model::QConvParams p;
         p.weight = weight_of(std::get<0>(unpacked), std::get<1>(unpacked));
-        p.output = {o.scale, o.zero_point};
+        p.output = {.scale = o.scale, .zero_point = o.zero_point};
         p.relu = relu;
         params = p;
         return call_tensor_op(name, "", {qx, packed, o.scale, o.zero_point});

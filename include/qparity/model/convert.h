@@ -6,6 +6,7 @@
 // int8 ops give their outputs.
 #pragma once
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,12 @@ namespace qparity::model {
 // Throws std::invalid_argument naming the layer when a QAT layer has no int8 counterpart qparity
 // knows (e.g. a conv without its convert source).
 Graph convert_eager(const Graph& qat, const BackendProfile& profile);
+
+// quantize_per_tensor / quantize_per_channel (along axis 0) of a float weight onto `grids` (one,
+// or one per output channel), as convert() quantizes a module's weight (eq. 5.1; bins clamped to
+// each grid's range); the scales are stored as the doubles a quantized tensor holds.
+QuantizedWeight quantize_weight(const ConstantTensor& weight, bool per_channel, std::span<const QuantGrid> grids,
+                                std::vector<float> bias);
 
 // Sets every value's channels_last as the int8 ops of `profile`'s engine lay their outputs out.
 void infer_int8_layouts(Graph& int8, const BackendProfile& profile);

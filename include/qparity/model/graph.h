@@ -46,6 +46,9 @@ struct FakeQuantPoint {
   std::vector<int64_t> zero_point;
   bool observer_enabled = false;
   bool fake_quant_enabled = true;
+  // Set when code wrote the scale buffer by hand (the seed's set_qconfig_params): reported when a
+  // forward overwrites it.
+  std::optional<float> hand_set_scale;
 };
 
 enum class OpKind {
@@ -146,10 +149,18 @@ struct FakeQuantParams {
   int32_t point = 0;  // index into Graph::fake_quants
 };
 
+// Where an int8 model's qparams came from: the rule convert() ran (one derivation per channel,
+// or one), or nothing when they were read as a file stores them.
+struct QParamsOrigin {
+  std::vector<QParamDerivation> derivations;
+  std::string provenance;  // one sentence; empty when read from a file
+};
+
 // The quint8 grid of an int8 op's output.
 struct OutputGrid {
   double scale = 1.0;  // as the module holds it (a double that is a float32 value)
   int64_t zero_point = 0;
+  QParamsOrigin origin;
 };
 
 struct QuantizeParams {
@@ -164,6 +175,7 @@ struct QuantizedWeight {
   std::vector<double> scales;       // 1 or M, as the quantized tensor stores them (double)
   std::vector<int64_t> zero_points; // same size
   std::vector<float> bias;          // empty = none
+  QParamsOrigin origin;             // of the scales and zero points
 };
 
 struct QConvParams {

@@ -58,4 +58,7 @@ UsedQParams fake_quant_forward(FakeQuantModule& module, QParamRule fused_rule);
 // observer's min/max, for both module kinds. The buffers are never read.
 UsedQParams convert_qparams(const FakeQuantModule& module);
 
+// calculate_qparams() of an observer with running range [min_val, max_val] (eq. 1.2).
+UsedQParams observer_calculate_qparams(float min_val, float max_val, const QuantSpec& spec);
+
 }  // namespace qparity

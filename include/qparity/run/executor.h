@@ -3,6 +3,7 @@
 #pragma once
 
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -21,19 +22,27 @@ struct RunOptions {
   // The framework's intra-op thread count being emulated: ATen cuts elementwise ops into one
   // chunk per thread, each with its own vector blocks and scalar tail (docs/numerics.md eq. 6.9).
   int framework_threads = 1;
+  // Also keep the bins of per-tensor fake-quant outputs whose range lies in [0, 255] (in the
+  // output Tensor's `bins`, next to its float values), for callers that compare bins.
+  bool fake_quant_bins = false;
 };
 
-// What one fake-quant node did in this run: the grid it used for each channel (one entry per
-// tensor), how the rule derived it, and whether its observer moved the running range.
+// What one fake-quant node did in this run: the qparams it used for each channel (one entry per
+// tensor) with how they were derived, and whether its observer moved the running range.
 struct FakeQuantUse {
   size_t node = 0;
   int32_t point = 0;
-  std::vector<QuantGrid> grids;                // per channel, or one
-  std::vector<QParamDerivation> derivations;   // empty when the buffers were used as they were
-  bool observer_moved = false;                 // min/max changed during this forward
+  std::vector<UsedQParams> channels;
+  bool observer_moved = false;  // min/max changed during this forward
   bool fake_quant_enabled = true;
-  std::string provenance;                      // one sentence
+  std::string provenance;       // one sentence
 };
+
+// The qparams a fake-quant point uses in a forward once its observer has run (eq. 3.1 / 3.2): a
+// fused module recomputes them from the running range with `fused_rule` and writes them into its
+// buffers; the other kinds use their buffers. One entry per channel. The fake-quant op of
+// run_graph calls it; callers use it to know a point's grid without running the graph.
+std::vector<UsedQParams> fake_quant_qparams(model::FakeQuantPoint& point, QParamRule fused_rule);
 
 struct RunResult {
   std::vector<Tensor> values;  // by ValueId; constants are not copied (empty)
@@ -41,9 +50,19 @@ struct RunResult {
   std::vector<model::FakeQuantPoint> final_points;  // the fake-quant states after the run
 };
 
+// An op that cannot run as the framework would run it (e.g. the engine refuses a weight zero
+// point or a requantization scale): what() names the layer and op, reason() is the op's message.
+class OpRefused : public std::runtime_error {
+ public:
+  OpRefused(const model::Node& node, const std::string& reason);
+  const std::string& reason() const { return reason_; }
+
+ private:
+  std::string reason_;
+};
+
 // Runs `graph` on `input`. Throws std::invalid_argument when the input does not fit the graph
-// and std::runtime_error naming the node when an op cannot run as the framework would (e.g.
-// the engine refuses a requantization scale).
-RunResult run_graph(const model::Graph& graph, const Tensor& input, const RunOptions& options);
+// and OpRefused naming the node when an op cannot run as the framework would.
+RunResult run_graph(const model::Graph& graph, Tensor input, const RunOptions& options);
 
 }  // namespace qparity::run

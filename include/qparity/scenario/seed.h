@@ -1,7 +1,9 @@
 // The seed experiment (shared/docs/seed-experiment.md) and its family: QuantStub ->
 // Conv2d(3,3,1x1) with weights k·I (or a sign pattern of it) and zero bias -> ReLU (fused) ->
 // DeQuantStub, fed the ramp i/255 along W, run once as the QAT (fake-quant) model and once as
-// its convert()ed int8 twin.
+// its convert()ed int8 twin. It is a built-in model of the model engine: the QAT model is an IR
+// graph (model/graph.h) built from the options, its int8 twin is qparity's convert()
+// (model/convert.h), and both run on the executor (run/executor.h) that `qparity model` uses.
 #pragma once
 
 #include <array>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "qparity/diff/compare.h"
+#include "qparity/model/graph.h"
 #include "qparity/numerics/fake_quant_module.h"
 #include "qparity/ops/conv2d.h"
 #include "qparity/profile/backend_profile.h"
@@ -141,7 +144,8 @@ struct ElementTrace {
   float output_dequantized = 0.0f;
 };
 
-// The prepared experiment: tensors, the modules after the seed's hand-setting, the profile.
+// The prepared experiment: tensors, the QAT graph after the seed's hand-setting, its convert(),
+// the profile.
 class SeedExperiment {
  public:
   // Throws std::invalid_argument for unusable options.
@@ -151,11 +155,13 @@ class SeedExperiment {
   const BackendProfile& profile() const { return profile_; }
   Shape4 output_shape() const { return input_shape_; }
 
-  // The points each path uses, derived with each path's module semantics.
+  // The points each path uses: the QAT graph's fake-quant points as its forward derives them,
+  // and what convert() derived for the int8 graph.
   PathResult derive_fake_quant_points() const;
   PathResult derive_int8_points() const;
 
-  // Runs one path on given grids (the diagnosis swaps grids between paths).
+  // Runs one path on given grids (the diagnosis swaps grids between paths): the QAT graph with
+  // its fake-quant points pinned to the grids, or the converted graph re-quantized onto them.
   PathRun run_fake_quant(const PathGrids& grids) const;
   PathRun run_int8(const PathGrids& grids) const;
 
@@ -168,21 +174,17 @@ class SeedExperiment {
   MismatchCounts count_path_mismatches() const;
 
  private:
-  // Per-block buffers, reused from block to block.
-  struct BlockScratch {
-    std::vector<float> x, x_fq, y;
-    std::vector<uint8_t> x_q, bins;
-    std::vector<int32_t> accumulators;
+  // The seed model on the engine, for one block of input rows: the conv is pointwise, so a block
+  // of input rows gives exactly the same rows of the output, and the working set stays small.
+  struct BlockGraphs {
+    model::Graph block;  // kRowsPerBlock rows (all rows when fewer)
+    model::Graph tail;   // the last, shorter block (empty when there is none)
   };
-  std::vector<float> fake_quantized_weight(const PathGrids& grids) const;
-  // The output bins of input rows [row, row + rows) as a [C, rows, W] block, in s.bins.
-  void fake_quant_block(const PathGrids& grids, const std::vector<float>& w_fq, int64_t row,
-                        int64_t rows, BlockScratch& s) const;
-  void int8_block(const PathGrids& grids, const std::vector<int8_t>& w_q, int64_t row,
-                  int64_t rows, BlockScratch& s) const;
+  // The output bins of the block of input rows starting at `row`, as a [C, rows, W] block.
+  std::vector<uint8_t> block_bins(const BlockGraphs& graphs, int64_t row) const;
+  BlockGraphs qat_graphs(const PathGrids& grids) const;
+  BlockGraphs int8_graphs(const PathGrids& grids) const;
   std::vector<int8_t> quantize_weight(const PathGrids& grids) const;
-  // The input rows [first_row, first_row + rows) of every channel, as a [1, C, rows, W] tensor.
-  void input_rows(int64_t first_row, int64_t rows, std::vector<float>& out) const;
   float input_at(const ElementIndex& index) const;
 
   SeedOptions options_;
@@ -191,10 +193,10 @@ class SeedExperiment {
   Shape4 weight_shape_;
   std::vector<float> weight_;
   std::vector<float> bias_;
-  FakeQuantModule input_module_, weight_module_, output_module_;
-  // Per-channel weights: the fake-quant module seen one output channel at a time (its running
-  // min/max, scale and zero point entries for that channel).
-  std::vector<FakeQuantModule> weight_channel_modules_;
+  // The QAT model after prepare_qat and the seed's hand-setting, and its convert(): the points
+  // and modules qparity's engine runs (fake-quant points 0, 1, 2: input, weight, output).
+  BlockGraphs qat_;
+  BlockGraphs int8_;
 };
 
 struct SeedResult {
