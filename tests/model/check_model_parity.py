@@ -206,6 +206,36 @@ def check(qparity, folder, model, engine, variant, failures):
           flush=True)
 
 
+THREAD_MODELS = ("ops_net", "pool_act_net")
+
+
+def check_threads(qparity, folder, model, engine, failures):
+    """With 2 PyTorch threads emulated, both paths stay bit-exact to libtorch (which the reference
+    check runs with 2 threads too), and qparity's own --threads changes nothing in the report."""
+    d = os.path.join(folder, model, engine)
+    label = f"{model}/{engine}/torch-threads=2"
+    reports = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for threads in ("1", "2"):
+            report_path = os.path.join(tmp, f"r{threads}.json")
+            run = subprocess.run([qparity, "model", os.path.join(d, "qat.pt"), os.path.join(d, "int8.pt"),
+                                  "--input", os.path.join(d, "input.pt"), "--backend", engine, "--torch-threads", "2",
+                                  "--threads", threads, "--json", report_path], capture_output=True, text=True)
+            if run.returncode not in (0, 1):
+                failures.append(f"{label}: exit {run.returncode}: {run.stderr.strip()}")
+                return
+            reports.append(json.load(open(report_path)))
+    for path in ("qat", "int8"):
+        p = reports[0]["reference"][path]
+        if p["elements"] == 0 or p["elements_differing"] != 0 or not p["output_exact"]:
+            failures.append(f"{label}: {path} path not bit-exact to libtorch with 2 threads")
+    same = all(reports[0][key] == reports[1][key] for key in ("layers", "outputs", "summary"))
+    if not same:
+        failures.append(f"{label}: the report depends on qparity's --threads")
+    print(f"{label}: {'exact' if not failures else 'see failures'}; --threads 1 and 2 "
+          f"{'agree' if same else 'DIFFER'}", flush=True)
+
+
 def parse_list(text, allowed, what):
     items = [item for item in text.split(",") if item]
     unknown = [item for item in items if item not in allowed]
@@ -235,6 +265,9 @@ def main():
         for engine in engines:
             for variant in variants:
                 check(args.qparity, folder, model, engine, variant, failures)
+        if model in THREAD_MODELS:
+            for engine in engines:
+                check_threads(args.qparity, folder, model, engine, failures)
     for f in failures:
         print("FAIL", f)
     runs = len(models) * len(engines) * len(variants)

@@ -15,11 +15,14 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <future>
+#include <thread>
 #include <fstream>
 #include <iostream>
 #include <limits>
 #include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../qparity/atomic_file.h"
@@ -223,6 +226,17 @@ auto naming_file(const std::string& file, const std::string& context, Step&& ste
   }
 }
 
+// The two paths are independent: with two or more threads the QAT path runs on a second one.
+// Each path's results are the same either way (neither reads the other's state).
+std::pair<run::RunResult, run::RunResult> run_both_paths(const model::Graph& qat, const model::Graph& int8,
+                                                         const run::Tensor& input, const run::RunOptions& fq_options,
+                                                         const run::RunOptions& q_options, int threads) {
+  if (threads < 2) return {run::run_graph(qat, input, fq_options), run::run_graph(int8, input, q_options)};
+  auto fq = std::async(std::launch::async, [&] { return run::run_graph(qat, input, fq_options); });
+  run::RunResult q = run::run_graph(int8, input, q_options);  // on a throw, fq's destructor waits for it
+  return {fq.get(), std::move(q)};
+}
+
 void progress(const std::string& line) {
   if (::isatty(STDERR_FILENO) == 1) std::cerr << "qparity model: " << line << "\n";
 }
@@ -309,9 +323,11 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
     check_convert(qat.graph, int8.graph, *profile, report);
   }
   auto kernels = torchfe::make_torch_float_kernels(o.torch_threads);
-  const run::RunResult fq_run =
-      run::run_graph(qat.graph, input, {.profile = &*profile, .float_kernels = kernels.get()});
-  const run::RunResult q_run = run::run_graph(int8.graph, input, {.profile = &*profile});
+  // Both paths emulate the PyTorch thread count's elementwise loop split (eq. 6.9).
+  const run::RunOptions fq_options{.profile = &*profile, .float_kernels = kernels.get(),
+                                   .framework_threads = o.torch_threads};
+  const run::RunOptions q_options{.profile = &*profile, .framework_threads = o.torch_threads};
+  const auto [fq_run, q_run] = run_both_paths(qat.graph, int8.graph, input, fq_options, q_options, o.threads);
   report.command_line = command_line;
   report.qat_file = o.qat_file;
   report.int8_file = o.int8_file;
@@ -391,9 +407,11 @@ int main(int argc, char** argv) {
                  "qnnpack and onednn; fbgemm needs a libtorch built with FBGEMM)")
       ->required()
       ->check(CLI::IsMember({"qnnpack", "onednn", "fbgemm"}));
-  app.add_option("--threads", o.threads, "qparity's own threads (results never depend on it)")
+  app.add_option("--threads", o.threads,
+                 "qparity's own threads; 2 or more run the two paths at once (results never depend on it;\n"
+                 "default: this machine's CPU count)")
       ->check(CLI::Range(1, 256))
-      ->default_val(1);
+      ->default_val(std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 256));
   app.add_option("--torch-threads", o.torch_threads,
                  "PyTorch's thread count to emulate: its float conv backend choice depends on it")
       ->check(CLI::Range(1, 256))
