@@ -3,8 +3,9 @@
 // hands its arguments to this program so the main CLI starts without loading libtorch.
 //
 // Every bad input ends the same way: one line on stderr, "qparity model: error: <what>", naming
-// the file or option and what is wrong, exit code 2, and no output file (outputs are reserved as
-// temporaries first and only renamed into place once every report has been rendered).
+// the file or option and what is wrong, exit code 2, and no output file (outputs are checked at
+// the start, written to temporaries once every report has been rendered, and only then renamed
+// into place, all of them or none; see ../qparity/atomic_file.h).
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -278,8 +279,7 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
         " engine, so the int8 model cannot be loaded with it (Debian's PyTorch 1.13.1 has "
         "qnnpack and onednn)");
   }
-  auto json = cli::reserve_output(o.json_path, "--json");
-  auto html = cli::reserve_output(o.html_path, "--html");
+  cli::OutputFiles outputs({{"--json", o.json_path}, {"--html", o.html_path}});
   const run::Tensor input =
       o.input_file.empty()
           ? synthetic_input(shape)
@@ -340,13 +340,11 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
     if (!one_file) report.int8_reference = diff::check_reference(int8.graph, q_run, int8.reference, int8.output);
   }
   report.budgets = check_budgets(budgets, report.comparison);
-  // Render every report before any file is moved into place: all of them appear, or none.
-  const std::string json_text = json ? cli::render_model_json(report) : std::string();
-  const std::string html_text = html ? cli::render_model_html(report) : std::string();
-  std::cout << cli::render_model_console(report);
-  std::cout.flush();
-  if (json) json->commit(json_text);
-  if (html) html->commit(html_text);
+  // Every report is rendered and written to its temporary before any file is moved into place:
+  // all of them appear, or none.
+  if (outputs.wants("--json")) outputs.set("--json", cli::render_model_json(report));
+  if (outputs.wants("--html")) outputs.set("--html", cli::render_model_html(report));
+  outputs.write_all(cli::render_model_console(report));
   int status = 0;
   for (const auto& v : report.budgets) {
     if (!v.exceeded) continue;
@@ -361,6 +359,11 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  cli::install_output_safeguards();
+  if (const std::string error = cli::empty_attached_value_error(argc, argv); !error.empty()) {
+    std::cerr << "qparity model: error: " << error << " (run 'qparity model --help' for usage)\n";
+    return qparity::cli::kErrorExitCode;
+  }
   CLI::App app{
       "qparity model: run a PyTorch 1.13.1 QAT model (traced after prepare_qat) and its converted "
       "int8 model\n"
@@ -430,7 +433,15 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);
+    if (e.get_exit_code() == 0) {  // --help: a failed write to stdout is an error too
+      const int code = app.exit(e);
+      std::cout.flush();
+      if (!std::cout) {
+        std::cerr << "qparity model: error: cannot write to stdout\n";
+        return qparity::cli::kErrorExitCode;
+      }
+      return code;
+    }
     std::cerr << "qparity model: error: " << one_line(e.what())
               << " (run 'qparity model --help' for usage)\n";
     return qparity::cli::kErrorExitCode;

@@ -112,7 +112,8 @@ std::string render_json(const SeedResult& r, const ElementExplanation& e,
             {"stages", rows}};
   j["first_difference"] =
       e.first_difference ? Json(e.rows[*e.first_difference].stage) : Json(nullptr);
-  return j.dump(2) + "\n";
+  // Any byte that is not UTF-8 (a file name) becomes U+FFFD instead of an exception.
+  return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace
@@ -132,8 +133,7 @@ int run_explain_command(const ExplainCommandOptions& raw, const std::string& com
       throw std::invalid_argument("--fail-on: budgets apply to `seed` and `sweep`, not to `explain`");
     }
     check_distinct_outputs({{"--json", raw.seed.json_path}, {"--html", raw.seed.html_path}});
-    std::unique_ptr<AtomicFile> json_file = reserve_output(raw.seed.json_path, "--json");
-    std::unique_ptr<AtomicFile> html_file = reserve_output(raw.seed.html_path, "--html");
+    OutputFiles outputs({{"--json", raw.seed.json_path}, {"--html", raw.seed.html_path}});
     const SeedExperiment experiment(options, detect_cpu_features());
     ElementIndex index;
     const bool defaulted = !raw.index;
@@ -143,10 +143,12 @@ int run_explain_command(const ExplainCommandOptions& raw, const std::string& com
     const SeedResult result = run_experiment(experiment);
     if (defaulted && result.compare.first_mismatch) index = result.compare.first_mismatch->index;
     const ElementExplanation e = explain_element(experiment, result, index);
-    std::cout << render_console(result, e, defaulted && result.compare.first_mismatch.has_value())
-              << std::flush;
-    if (json_file) json_file->commit(render_json(result, e, command_line));
-    if (html_file) html_file->commit(render_explain_html(result, e, RunContext{command_line, {}}));
+    if (outputs.wants("--json")) outputs.set("--json", render_json(result, e, command_line));
+    if (outputs.wants("--html")) {
+      outputs.set("--html", render_explain_html(result, e, RunContext{command_line, {}}));
+    }
+    outputs.write_all(
+        render_console(result, e, defaulted && result.compare.first_mismatch.has_value()));
     const bool outputs_agree = e.fake_quant.output_bin == e.int8.output_bin &&
                                e.fake_quant.output_dequantized == e.int8.output_dequantized;
     return outputs_agree ? 0 : 1;

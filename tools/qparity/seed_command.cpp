@@ -297,8 +297,7 @@ int run_seed_command(const SeedCommandOptions& raw, const std::string& command_l
     const SeedOptions options = parse_seed_options(raw);
     const std::vector<Budget> budgets = parse_budgets(raw.fail_on);
     check_distinct_outputs({{"--json", raw.json_path}, {"--html", raw.html_path}});
-    std::unique_ptr<AtomicFile> json_file = reserve_output(raw.json_path, "--json");
-    std::unique_ptr<AtomicFile> html_file = reserve_output(raw.html_path, "--html");
+    OutputFiles outputs({{"--json", raw.json_path}, {"--html", raw.html_path}});
     const CpuFeatures cpu = detect_cpu_features();
     const SeedExperiment experiment(options, cpu);
     std::optional<EarlyFixes> early;
@@ -312,9 +311,9 @@ int run_seed_command(const SeedCommandOptions& raw, const std::string& command_l
         budgets, {static_cast<double>(c.max_abs_delta_q), static_cast<double>(c.bin_mismatch_count),
                   static_cast<double>(c.fp32_mismatch_count), static_cast<double>(c.error_max),
                   c.error_mean});
-    std::cout << render_seed_console(result, why, context) << std::flush;
-    if (json_file) json_file->commit(render_seed_json(result, why, context));
-    if (html_file) html_file->commit(render_seed_html(result, why, context));
+    if (outputs.wants("--json")) outputs.set("--json", render_seed_json(result, why, context));
+    if (outputs.wants("--html")) outputs.set("--html", render_seed_html(result, why, context));
+    outputs.write_all(render_seed_console(result, why, context));
     if (!budgets.empty()) return report_budgets("qparity seed", context.budgets);
     return result.compare.bin_mismatch_count == 0 ? 0 : 1;
   });

@@ -278,7 +278,8 @@ std::string render_json(const SweepSpec& spec, const SweepResult& r, const RunCo
             {"points", points},
             {"summary", {{"ranges", ranges}, {"boundaries", boundaries}}}};
   if (!context.budgets.empty()) j["budgets"] = budgets_json(context.budgets);
-  return j.dump(2) + "\n";
+  // Any byte that is not UTF-8 (a file name) becomes U+FFFD instead of an exception.
+  return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
 std::string render_csv(const SweepResult& r) {
@@ -365,9 +366,7 @@ int run_sweep_command(const SweepCommandOptions& o, const std::string& command_l
     const int threads = parse_threads(o.threads);
     const std::vector<Budget> budgets = parse_budgets(o.fail_on);
     check_distinct_outputs({{"--json", o.json_path}, {"--csv", o.csv_path}, {"--html", o.html_path}});
-    auto json_file = reserve_output(o.json_path, "--json");
-    auto csv_file = reserve_output(o.csv_path, "--csv");
-    auto html_file = reserve_output(o.html_path, "--html");
+    OutputFiles outputs({{"--json", o.json_path}, {"--csv", o.csv_path}, {"--html", o.html_path}});
     const CpuFeatures cpu = detect_cpu_features();
     SweepResult result;
     {
@@ -389,10 +388,10 @@ int run_sweep_command(const SweepCommandOptions& o, const std::string& command_l
       worst.error_mean = std::max(worst.error_mean, p.result.error_mean);
     }
     const RunContext context{command_line, check_budgets(budgets, worst)};
-    std::cout << render_console(spec, result, threads) << std::flush;
-    if (json_file) json_file->commit(render_json(spec, result, context));
-    if (csv_file) csv_file->commit(render_csv(result));
-    if (html_file) html_file->commit(render_sweep_html(spec, result, context));
+    if (outputs.wants("--json")) outputs.set("--json", render_json(spec, result, context));
+    if (outputs.wants("--csv")) outputs.set("--csv", render_csv(result));
+    if (outputs.wants("--html")) outputs.set("--html", render_sweep_html(spec, result, context));
+    outputs.write_all(render_console(spec, result, threads));
     if (!budgets.empty()) return report_budgets("qparity sweep", context.budgets);
     // A refused configuration is no agreement: it counts like a diverging point.
     const bool all_agree = std::all_of(result.points.begin(), result.points.end(), [](const SweepPoint& p) {
