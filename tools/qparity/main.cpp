@@ -116,6 +116,7 @@ int main(int argc, char** argv) {
       "  qparity explain --index 0,0,0,128          one element's trace through both paths\n"
       "  qparity sweep --k 0.001:1000:61 --log      where the paths part, over a range of k\n"
       "  qparity model qat.pt int8.pt --input x.pt --backend qnnpack   your own model, layer by layer\n"
+      "One command per invocation, its options after it; `--` ends the options.\n"
       "Exit codes: 0 the paths agree bin for bin, 1 bins diverge, 2 error.\n"
       "Documentation: README.md, docs/usage.md, docs/json.md, docs/numerics.md.");
 
