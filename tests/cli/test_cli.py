@@ -231,6 +231,8 @@ class BadInput(unittest.TestCase):
     def test_values_with_newlines_make_one_line_errors(self):
         self.assert_usage_error(["seed", "--k", "1\n2"], "--k", "$'1\\n2'")
         self.assert_usage_error(["seed", "--backend", "a\nb"], "--backend")
+        self.assert_usage_error(["seed", "--fail-on", "a\nb"], "--fail-on", "a\\nb")
+        self.assert_usage_error(["explain", "--index", "a\nb"], "a\\nb")
 
     def test_bad_rows(self):
         for value, why in (("0", "at least 1"), ("-5", "at least 1"), ("many", "not an integer"),

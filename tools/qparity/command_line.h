@@ -85,6 +85,27 @@ inline std::string shell_quote(const std::string& arg) {
   return quoted + "'";
 }
 
+// `message` on one line: newlines and other control characters become \n, \t or \xNN, so a
+// value with a newline (CLI11 quotes values raw) cannot split an error into two lines.
+inline std::string one_line_message(std::string_view message) {
+  std::string out;
+  for (const char ch : message) {
+    const auto b = static_cast<unsigned char>(ch);
+    if (b == '\n') {
+      out += "\\n";
+    } else if (b == '\t') {
+      out += "\\t";
+    } else if (b < 0x20 || b == 0x7F) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", b);
+      out += hex;
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
 // `--json=` (an empty value after '=') would make CLI11 take the next argument as the value,
 // e.g. `--json= --rows 4` writes a file named "--rows". Returns the error, or "" when there is
 // none. Arguments after `--` are not options and are not checked.

@@ -35,7 +35,8 @@ std::string join_arguments(int argc, char** argv) {
 std::string version_line() { return "qparity " + std::string(qparity::version()); }
 
 int usage_error(const std::string& message) {
-  std::cerr << "qparity: error: " << message << " (run 'qparity --help' for usage)\n";
+  std::cerr << "qparity: error: " << qparity::cli::one_line_message(message)
+            << " (run 'qparity --help' for usage)\n";
   return kUsageExitCode;
 }
 
