@@ -11,7 +11,6 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
-#include <charconv>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -26,6 +25,7 @@
 #include "../qparity/atomic_file.h"
 #include "../qparity/command_errors.h"
 #include "../qparity/command_line.h"
+#include "../qparity/option_checks.h"
 #include "model_html.h"
 #include "model_report.h"
 #include "qparity/diff/layer_compare.h"
@@ -45,7 +45,7 @@ struct ModelOptions {
   std::string qat_file;
   std::string int8_file;
   std::string input_file;
-  std::string input_shape_text;
+  std::vector<int64_t> input_shape;  // --input-shape, split at commas by CLI11; empty = absent
   std::string backend;
   int threads = 1;
   int torch_threads = 1;
@@ -63,29 +63,20 @@ run::Tensor synthetic_input(const std::vector<int64_t>& dims) {
   return run::float_tensor(dims, std::move(v));
 }
 
-// "1,3,224,224": 1 to 8 positive integers, at most kMaxSyntheticElements elements in all.
-std::vector<int64_t> parse_input_shape(const std::string& text) {
+// --input-shape "1,3,224,224" (each item an integer by its CLI11 transform): 1 to 8 positive
+// dimensions, at most kMaxSyntheticElements elements in all.
+std::vector<int64_t> check_input_shape(const std::vector<int64_t>& dims) {
+  std::string text;
+  for (size_t i = 0; i < dims.size(); ++i) text += (i > 0 ? "," : "") + std::to_string(dims[i]);
   const std::string what = "--input-shape '" + text + "': ";
-  std::vector<int64_t> dims;
-  size_t start = 0;
-  while (true) {
-    const size_t comma = text.find(',', start);
-    const std::string item =
-        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    int64_t d = 0;
-    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), d);
-    if (item.empty() || ec == std::errc::invalid_argument || end != item.data() + item.size()) {
-      throw std::invalid_argument(what + "'" + item +
-                                  "' is not an integer; give the dimensions as N,C,H,W");
+  for (const int64_t d : dims) {
+    if (d > kMaxSyntheticElements) {
+      throw std::invalid_argument(what + "dimension '" + std::to_string(d) + "' is too large");
     }
-    if (ec == std::errc::result_out_of_range || d > kMaxSyntheticElements) {
-      throw std::invalid_argument(what + "dimension '" + item + "' is too large");
+    if (d <= 0) {
+      throw std::invalid_argument(what + "dimension " + std::to_string(d) +
+                                  " must be a positive integer");
     }
-    if (d <= 0)
-      throw std::invalid_argument(what + "dimension " + item + " must be a positive integer");
-    dims.push_back(d);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
   }
   if (dims.size() > 8)
     throw std::invalid_argument(what + fmt::format("{} dimensions; at most 8", dims.size()));
@@ -141,9 +132,7 @@ std::vector<Budget> parse_budgets(const std::vector<std::string>& items) {
     }
     const std::string value = item.substr(eq + 1);
     double limit = 0.0;
-    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), limit);
-    if (value.empty() || ec != std::errc() || end != value.data() + value.size() ||
-        !std::isfinite(limit)) {
+    if (!CLI::detail::lexical_cast(value, limit) || !std::isfinite(limit)) {
       throw std::invalid_argument("--fail-on: the limit of " + name +
                                   " must be a finite number, got '" + value + "'");
     }
@@ -254,7 +243,7 @@ void check_convert(const model::Graph& qat, const model::Graph& int8, const Back
 }
 
 int run_model(const ModelOptions& o, const std::string& command_line) {
-  if (o.input_file.empty() && o.input_shape_text.empty()) {
+  if (o.input_file.empty() && o.input_shape.empty()) {
     throw std::invalid_argument(
         "--input: give an input, --input FILE (.pt or .npy) or --input-shape N,C,H,W");
   }
@@ -263,7 +252,7 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
   if (!one_file) check_readable(o.int8_file, "int8 model");
   if (!o.input_file.empty()) check_readable(o.input_file, "--input");
   const std::vector<int64_t> shape =
-      o.input_file.empty() ? parse_input_shape(o.input_shape_text) : std::vector<int64_t>{};
+      o.input_file.empty() ? check_input_shape(o.input_shape) : std::vector<int64_t>{};
   const auto budgets = parse_budgets(o.fail_on);
   cli::check_distinct_outputs(
       {{"QAT model", o.qat_file},
@@ -382,9 +371,11 @@ int main(int argc, char** argv) {
                                "numpy.save (.npy, '<f4', C\n"
                                "order); NaN and Inf are refused")
                     ->type_name("FILE");
-  auto* shape = app.add_option("--input-shape", o.input_shape_text,
+  auto* shape = app.add_option("--input-shape", o.input_shape,
                                "Use a deterministic input of this shape instead (element i = "
                                "sin(0.37 i)), e.g. 1,3,224,224")
+                    ->delimiter(',')
+                    ->transform(cli::decimal_integer("; give the dimensions as N,C,H,W"))
                     ->type_name("N,C,H,W");
   input->excludes(shape);
   shape->excludes(input);
