@@ -141,6 +141,7 @@ struct OutputFiles::Output {
   gid_t gid = 0;
   std::optional<std::string> content;
   int fd = -1;       // kFile: the temporary, once written
+  bool placed_new = false;  // kFile: linked straight to the (new) target
   std::string temp;  // kFile: its name, once it has one
   int slot = -1;     // its slot in the signal handler's list
 
@@ -185,31 +186,52 @@ struct OutputFiles::Output {
     if (::fchmod(fd, mode) != 0 || ::fsync(fd) != 0) fail(errno_text(errno));
   }
 
-  // Step 4a: an unnamed temporary gets a (short-lived) name beside the target.
+  // Links the unnamed temporary to `name`; 0 or the errno of the failure.
+  int link_to(const std::string& name) const {
+    // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH on older kernels; /proc/self/fd works for all.
+    if (::linkat(fd, "", AT_FDCWD, name.c_str(), AT_EMPTY_PATH) == 0) return 0;
+    if (errno == EEXIST) return EEXIST;
+    const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+    return ::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, name.c_str(), AT_SYMLINK_FOLLOW) == 0 ? 0 : errno;
+  }
+
+  // Step 4a. A target that does not exist yet is linked straight into place: the report never
+  // has another name, so even SIGKILL leaves nothing (`placed_new`: undone by unlinking it if a
+  // later output fails). Replacing a file needs rename(), so the temporary gets a name beside
+  // the target, for the few microseconds until step 4b.
   void link_name() {
-    if (!temp.empty()) return;  // already named
+    if (!temp.empty()) return;  // a named temporary already (no O_TMPFILE here)
+    if (!existed) {
+      const int e = link_to(target);
+      if (e == 0) {
+        placed_new = true;
+        return;
+      }
+      if (e != EEXIST) fail_or_rewrite(e);
+      if (!temp.empty()) return;
+    }
     for (int attempt = 0; attempt < 100; ++attempt) {
       const std::string name = temporary_name(dir);
       slot = register_named(name);
-      // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; /proc/self/fd works for everyone else.
-      int rc = ::linkat(fd, "", AT_FDCWD, name.c_str(), AT_EMPTY_PATH);
-      if (rc != 0 && errno != EEXIST) {
-        const std::string proc = "/proc/self/fd/" + std::to_string(fd);
-        rc = ::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, name.c_str(), AT_SYMLINK_FOLLOW);
-      }
-      if (rc == 0) {
+      const int e = link_to(name);
+      if (e == 0) {
         temp = name;
         return;
       }
-      const int error = errno;
       unregister_named(slot);
       slot = -1;
-      if (error == EEXIST) continue;
-      if (error == ENOSPC || error == EDQUOT || error == EROFS || error == EIO) fail(errno_text(error));
-      break;  // no way to name it here: write it again to a named temporary
+      if (e == EEXIST) continue;
+      fail_or_rewrite(e);
+      return;
     }
+    fail("no free temporary name");
+  }
+
+  // A link that failed: for lack of space an error; otherwise this filesystem cannot name an
+  // O_TMPFILE file, and the report is written again to a named temporary.
+  void fail_or_rewrite(int error) {
+    if (error == ENOSPC || error == EDQUOT || error == EROFS || error == EIO) fail(errno_text(error));
     ::close(fd);
-    fd = -1;
     fd = create_named();
     if (fd < 0) fail(errno_text(errno));
     if (const int e = write_fd(fd, *content); e != 0) fail(errno_text(e));
@@ -219,14 +241,17 @@ struct OutputFiles::Output {
 
   // Step 4b.
   void rename_into_place() {
+    if (placed_new) return;
     if (::rename(temp.c_str(), target.c_str()) != 0) fail(errno_text(errno));
     unregister_named(slot);
     slot = -1;
     temp.clear();
-    ::close(fd);
-    fd = -1;
+  }
+
+  // Step 4c: the new names on disk.
+  void sync_directory() const {
     if (const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); d >= 0) {
-      (void)::fsync(d);  // the rename itself on disk
+      (void)::fsync(d);
       ::close(d);
     }
   }
@@ -361,11 +386,22 @@ void OutputFiles::write_all(std::string_view console) {
     if (o->kind != Kind::kFile) o->stream();
   }
   const SignalsHeld held;
-  for (const auto& o : outputs_) {
-    if (o->kind == Kind::kFile) o->link_name();
+  try {
+    for (const auto& o : outputs_) {
+      if (o->kind == Kind::kFile) o->link_name();
+    }
+  } catch (...) {
+    // All or nothing: a new file already linked into place goes again.
+    for (const auto& o : outputs_) {
+      if (o->placed_new) ::unlink(o->target.c_str());
+    }
+    throw;
   }
   for (const auto& o : outputs_) {
     if (o->kind == Kind::kFile) o->rename_into_place();
+  }
+  for (const auto& o : outputs_) {
+    if (o->kind == Kind::kFile) o->sync_directory();
   }
 }
 

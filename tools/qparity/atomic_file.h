@@ -8,11 +8,14 @@
 //   2. writes the console text to stdout;
 //   3. streams the outputs that are not regular files (a character device such as /dev/null or a
 //      terminal, a FIFO, /dev/stdout) straight to them: such a node is never replaced;
-//   4. links and renames every temporary over its target, all of them or none.
+//   4. links every temporary into place (straight to its name when the file is new; to a short-
+//      lived name renamed over the file it replaces otherwise), all of them or none.
 // Any failure (full disk, closed stdout, a pipe whose reader went away) throws, and the
 // temporaries are gone: no file was replaced. SIGINT, SIGTERM and SIGHUP remove a named
 // temporary before the process dies (install_output_safeguards); SIGKILL can leave nothing
-// on filesystems with O_TMPFILE, as the temporaries have no name until the final rename.
+// on filesystems with O_TMPFILE, as the temporaries have no name until the final link (only a
+// SIGKILL in the microseconds between the link and the rename that replaces an existing file
+// can leave a .qparity-XXXXXX.tmp).
 #pragma once
 
 #include <memory>
