@@ -130,7 +130,9 @@ class Explain(unittest.TestCase):
         for value, why in (("0,0,0,256", "outside"), ("0,3,0,0", "outside"), ("1,0,0,0", "outside"),
                            ("0,0,2,0", "outside"), ("-1,0,0,0", "outside"), ("0,0,0", "four"),
                            ("0,0,0,0,0", "four"), ("a,b,c,d", "integers"), ("", "integers"),
-                           ("0,,0,0", "integers"), ("0.5,0,0,0", "integers")):
+                           # CLI11 splits the list and skips the empty item: three numbers
+                           ("0,,0,0", "four"), ("0.5,0,0,0", "integers"),
+                           ("0,0,0,99999999999999999999", "too large")):
             with tempfile.TemporaryDirectory() as d:
                 r = run("explain", "--rows", "2", "--index", value, "--json", os.path.join(d, "e.json"))
                 self.assertEqual(r.returncode, 2, value)
@@ -181,6 +183,11 @@ class Budgets(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stderr, "")
 
+    def test_budget_list_skips_empty_items(self):
+        # CLI11 splits --fail-on at commas and skips empty items (deliberately accepted).
+        r = run("--rows", "1", "--no-diagnosis", "--fail-on", "max-dq=1,,bin-mismatch=768,")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_budgets_in_json(self):
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "b.json")
@@ -211,6 +218,22 @@ class BadInput(unittest.TestCase):
                 self.assert_usage_error(["seed", "--k", value, "--json", os.path.join(d, "o.json")],
                                         "--k", why, json_dir=d)
 
+    def test_integers_are_decimal(self):
+        # CLI11 alone would read 010 as octal 8 and 0x10 as 16.
+        r = run("seed", "--rows", "010", "--no-diagnosis")
+        self.assertIn("input [1, 3, 10, 256]", r.stdout)
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "r.json")
+            run("seed", "--rows", "010", "--no-diagnosis", "--json", path)
+            self.assertEqual(load_json(path)["scenario"]["rows"], 10)
+        self.assert_usage_error(["seed", "--rows", "0x10"], "--rows", "not an integer")
+
+    def test_values_with_newlines_make_one_line_errors(self):
+        self.assert_usage_error(["seed", "--k", "1\n2"], "--k", "$'1\\n2'")
+        self.assert_usage_error(["seed", "--backend", "a\nb"], "--backend")
+        self.assert_usage_error(["seed", "--fail-on", "a\nb"], "--fail-on", "a\\nb")
+        self.assert_usage_error(["explain", "--index", "a\nb"], "a\\nb")
+
     def test_bad_rows(self):
         for value, why in (("0", "at least 1"), ("-5", "at least 1"), ("many", "not an integer"),
                            ("2.5", "not an integer"), ("99999999999999999999", "too large"),
@@ -234,7 +257,7 @@ class BadInput(unittest.TestCase):
         for value, why in (("foo=1", "unknown budget"), ("max-dq", "NAME=LIMIT"),
                            ("max-dq=-1", "limit >= 0"), ("max-dq=x", "limit >= 0"),
                            ("bin-mismatch=0.5", "integer"), ("fp32-error-max=nan", "limit >= 0"),
-                           ("max-dq=0,", "NAME=LIMIT")):
+                           ("max-dq=0,bin-mismatch", "NAME=LIMIT"), ("max-dq=", "limit >= 0")):
             with tempfile.TemporaryDirectory() as d:
                 self.assert_usage_error(["seed", "--fail-on", value, "--json", os.path.join(d, "o.json")],
                                         "--fail-on", why, json_dir=d)

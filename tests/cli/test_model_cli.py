@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import shutil
+import stat
 import struct
 import subprocess
 import sys
@@ -233,7 +234,9 @@ class ModelCliTest(unittest.TestCase):
 
     def test_input_shape(self):
         base = [self.conv["qat.pt"], self.conv["int8.pt"], "--backend", "qnnpack"]
-        for shape, what in (("0,3,32,32", "positive"), ("-1,3,32,32", "positive"), ("1,3,,32", "integer"),
+        # CLI11 splits at commas and skips empty items: "1,3,,32" is [1, 3, 32], which the model
+        # then refuses (deliberately: no longer "not an integer").
+        for shape, what in (("0,3,32,32", "positive"), ("-1,3,32,32", "positive"), ("1,3,,32", "[1, 3, 32]"),
                             ("1,3,a,32", "integer"), ("1,1,1,1,1,1,1,1,1", "at most 8"),
                             ("100000,100000,100000", "too large"), ("99999999999999999999", "too large"),
                             ("1,3,32.5,32", "integer")):
@@ -278,6 +281,33 @@ class ModelCliTest(unittest.TestCase):
         self.assert_error([self.conv["qat.pt"], self.conv["int8.pt"], "--input", self.conv["input.pt"], "--backend",
                            "qnnpack", "--bogus"], "--bogus", label="unknown option")
         self.assert_error([], "QAT.pt", label="no arguments")
+
+    def test_outputs_shared_with_qparity(self):
+        # The output writer of `qparity` (issue 9): devices stay devices, all or nothing, no
+        # empty `--json=`, a name that is not UTF-8 is recorded escaped.
+        r = run(self.good_args("--no-reference", "--json", "/dev/null", "--html", "/dev/null"))
+        self.assertIn(r.returncode, (0, 1), r.stderr)
+        self.assertTrue(stat.S_ISCHR(os.stat("/dev/null").st_mode))
+        out_dir = os.path.join(self.tmp, "all-or-nothing")
+        os.makedirs(out_dir)
+        out = os.path.join(out_dir, "r.json")
+        with open(out, "w") as f:
+            f.write("old\n")
+        r = run(self.good_args("--no-reference", "--json", out, "--html", "/dev/full"))
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("--html", r.stderr)
+        self.assertEqual(read(out, "r"), "old\n")
+        self.assertEqual(os.listdir(out_dir), ["r.json"])
+        r = run(self.good_args("--json=", "--no-reference"))
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--json: no value after '='", r.stderr)
+        self.assertFalse(os.path.exists("--no-reference"))
+        latin1 = os.path.join(out_dir.encode(), b"r\xe9sum\xe9.json")
+        r = subprocess.run([QPARITY, "model", *self.good_args("--no-reference", "--json")] + [latin1],
+                           capture_output=True, timeout=600)
+        self.assertIn(r.returncode, (0, 1), r.stderr)
+        with open(latin1) as f:
+            self.assertIn(r"r\xe9sum\xe9.json'", json.load(f)["command_line"])
 
     def test_existing_output_untouched(self):
         out_dir = os.path.join(self.tmp, "keep")

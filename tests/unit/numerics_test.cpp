@@ -105,15 +105,48 @@ TEST(FakeQuantize, OutputAndBinFollowEq41) {
   EXPECT_EQ(fake_quantize_value(-100.0f, g), -0.75f);
 }
 
-TEST(FakeQuantize, DequantizesInDoubleWithOneRounding) {
-  // (q - zp) * s in double then one rounding can differ from the float product of §5.2.
-  const float s = 0.1f;
-  const QuantGrid g{s, 0, {-100000, 100000}};
-  for (int q = 1; q < 5000; ++q) {
-    const float x = static_cast<float>(q) * s;
-    const float expected = static_cast<float>(static_cast<double>(fake_quant_bin(x, g)) * s);
-    ASSERT_EQ(fake_quantize_value(x, g), expected);
+// eq. 4.1, second line: y = f((clamp(q) - zp) * s), the exact product rounded to float once.
+// (This replaces DequantizesInDoubleWithOneRounding, which compared the implementation with its
+// own formula: a product of two floats is exact in double, so "in double, then one rounding" and
+// the float product f((q - zp) * s) are the same operation and no test can tell them apart. What
+// can go wrong is a second rounding, e.g. f(f(q * s) - f(zp * s)), or dequantizing the
+// unclamped bin.) The expected value is derived from the definition, not from the code: the
+// exact product, held in a double (proved exact below), and the float nearest to it, ties to
+// even, found by comparing y with its two float neighbours.
+TEST(FakeQuantize, OutputIsTheExactProductRoundedOnce) {
+  int64_t checked = 0, two_roundings_differ = 0, clamped = 0;
+  for (const float s : {0.1f, 1.0f / 255.0f, 0.0078431377f, 3.0517578e-5f, 7.3f, 1e-30f}) {
+    for (const int64_t zp : {int64_t{-128}, int64_t{-3}, int64_t{0}, int64_t{1}, int64_t{37},
+                             int64_t{127}, int64_t{255}}) {
+      const QuantGrid g{s, zp, {-128, 255}};
+      for (int64_t step = -500; step <= 500; ++step) {
+        // Inputs on and between the grid points, beyond both ends of the range too.
+        const float x = static_cast<float>(static_cast<double>(step) * 0.5 * static_cast<double>(s));
+        const int64_t bin = fake_quant_bin(x, g);
+        ASSERT_GE(bin, g.range.min);
+        ASSERT_LE(bin, g.range.max);
+        clamped += bin != fake_quant_unclamped_bin(x, g.scale, g.zero_point);
+        const double a = static_cast<double>(bin - zp), b = static_cast<double>(s);
+        const double exact = a * b;
+        ASSERT_EQ(std::fma(a, b, -exact), 0.0) << "the product must be exact in double";
+        const float y = fake_quantize_value(x, g);
+        const double below = std::nextafter(y, -std::numeric_limits<float>::infinity());
+        const double above = std::nextafter(y, std::numeric_limits<float>::infinity());
+        const double error = std::abs(static_cast<double>(y) - exact);
+        ASSERT_LE(error, std::abs(below - exact)) << "x " << x << " s " << s << " zp " << zp;
+        ASSERT_LE(error, std::abs(above - exact)) << "x " << x << " s " << s << " zp " << zp;
+        if (error == std::abs(below - exact) || error == std::abs(above - exact)) {
+          ASSERT_EQ(std::bit_cast<uint32_t>(y) & 1u, 0u) << "a tie rounds to even: " << exact;
+        }
+        const float twice = static_cast<float>(bin) * s - static_cast<float>(zp) * s;
+        two_roundings_differ += twice != y;
+        ++checked;
+      }
+    }
   }
+  // Guards against a vacuous test: the cases must tell one rounding from two, and clamp.
+  EXPECT_GT(two_roundings_differ, 100) << "of " << checked;
+  EXPECT_GT(clamped, 100) << "of " << checked;
 }
 
 }  // namespace

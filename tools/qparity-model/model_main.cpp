@@ -3,14 +3,14 @@
 // hands its arguments to this program so the main CLI starts without loading libtorch.
 //
 // Every bad input ends the same way: one line on stderr, "qparity model: error: <what>", naming
-// the file or option and what is wrong, exit code 2, and no output file (outputs are reserved as
-// temporaries first and only renamed into place once every report has been rendered).
+// the file or option and what is wrong, exit code 2, and no output file (outputs are checked at
+// the start, written to temporaries once every report has been rendered, and only then renamed
+// into place, all of them or none; see ../qparity/atomic_file.h).
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
-#include <charconv>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -28,6 +28,7 @@
 #include "../qparity/atomic_file.h"
 #include "../qparity/command_errors.h"
 #include "../qparity/command_line.h"
+#include "../qparity/option_checks.h"
 #include "model_html.h"
 #include "model_report.h"
 #include "qparity/diff/layer_compare.h"
@@ -47,7 +48,7 @@ struct ModelOptions {
   std::string qat_file;
   std::string int8_file;
   std::string input_file;
-  std::string input_shape_text;
+  std::vector<int64_t> input_shape;  // --input-shape, split at commas by CLI11; empty = absent
   std::string backend;
   int threads = 1;
   int torch_threads = 1;
@@ -65,29 +66,20 @@ run::Tensor synthetic_input(const std::vector<int64_t>& dims) {
   return run::float_tensor(dims, std::move(v));
 }
 
-// "1,3,224,224": 1 to 8 positive integers, at most kMaxSyntheticElements elements in all.
-std::vector<int64_t> parse_input_shape(const std::string& text) {
+// --input-shape "1,3,224,224" (each item an integer by its CLI11 transform): 1 to 8 positive
+// dimensions, at most kMaxSyntheticElements elements in all.
+std::vector<int64_t> check_input_shape(const std::vector<int64_t>& dims) {
+  std::string text;
+  for (size_t i = 0; i < dims.size(); ++i) text += (i > 0 ? "," : "") + std::to_string(dims[i]);
   const std::string what = "--input-shape '" + text + "': ";
-  std::vector<int64_t> dims;
-  size_t start = 0;
-  while (true) {
-    const size_t comma = text.find(',', start);
-    const std::string item =
-        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    int64_t d = 0;
-    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), d);
-    if (item.empty() || ec == std::errc::invalid_argument || end != item.data() + item.size()) {
-      throw std::invalid_argument(what + "'" + item +
-                                  "' is not an integer; give the dimensions as N,C,H,W");
+  for (const int64_t d : dims) {
+    if (d > kMaxSyntheticElements) {
+      throw std::invalid_argument(what + "dimension '" + std::to_string(d) + "' is too large");
     }
-    if (ec == std::errc::result_out_of_range || d > kMaxSyntheticElements) {
-      throw std::invalid_argument(what + "dimension '" + item + "' is too large");
+    if (d <= 0) {
+      throw std::invalid_argument(what + "dimension " + std::to_string(d) +
+                                  " must be a positive integer");
     }
-    if (d <= 0)
-      throw std::invalid_argument(what + "dimension " + item + " must be a positive integer");
-    dims.push_back(d);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
   }
   if (dims.size() > 8)
     throw std::invalid_argument(what + fmt::format("{} dimensions; at most 8", dims.size()));
@@ -143,9 +135,7 @@ std::vector<Budget> parse_budgets(const std::vector<std::string>& items) {
     }
     const std::string value = item.substr(eq + 1);
     double limit = 0.0;
-    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), limit);
-    if (value.empty() || ec != std::errc() || end != value.data() + value.size() ||
-        !std::isfinite(limit)) {
+    if (!CLI::detail::lexical_cast(value, limit) || !std::isfinite(limit)) {
       throw std::invalid_argument("--fail-on: the limit of " + name +
                                   " must be a finite number, got '" + value + "'");
     }
@@ -267,7 +257,7 @@ void check_convert(const model::Graph& qat, const model::Graph& int8, const Back
 }
 
 int run_model(const ModelOptions& o, const std::string& command_line) {
-  if (o.input_file.empty() && o.input_shape_text.empty()) {
+  if (o.input_file.empty() && o.input_shape.empty()) {
     throw std::invalid_argument(
         "--input: give an input, --input FILE (.pt or .npy) or --input-shape N,C,H,W");
   }
@@ -276,7 +266,7 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
   if (!one_file) check_readable(o.int8_file, "int8 model");
   if (!o.input_file.empty()) check_readable(o.input_file, "--input");
   const std::vector<int64_t> shape =
-      o.input_file.empty() ? parse_input_shape(o.input_shape_text) : std::vector<int64_t>{};
+      o.input_file.empty() ? check_input_shape(o.input_shape) : std::vector<int64_t>{};
   const auto budgets = parse_budgets(o.fail_on);
   cli::check_distinct_outputs(
       {{"QAT model", o.qat_file},
@@ -292,8 +282,7 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
         " engine, so the int8 model cannot be loaded with it (Debian's PyTorch 1.13.1 has "
         "qnnpack and onednn)");
   }
-  auto json = cli::reserve_output(o.json_path, "--json");
-  auto html = cli::reserve_output(o.html_path, "--html");
+  cli::OutputFiles outputs({{"--json", o.json_path}, {"--html", o.html_path}});
   const run::Tensor input =
       o.input_file.empty()
           ? synthetic_input(shape)
@@ -356,13 +345,11 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
     if (!one_file) report.int8_reference = diff::check_reference(int8.graph, q_run, int8.reference, int8.output);
   }
   report.budgets = check_budgets(budgets, report.comparison);
-  // Render every report before any file is moved into place: all of them appear, or none.
-  const std::string json_text = json ? cli::render_model_json(report) : std::string();
-  const std::string html_text = html ? cli::render_model_html(report) : std::string();
-  std::cout << cli::render_model_console(report);
-  std::cout.flush();
-  if (json) json->commit(json_text);
-  if (html) html->commit(html_text);
+  // Every report is rendered and written to its temporary before any file is moved into place:
+  // all of them appear, or none.
+  if (outputs.wants("--json")) outputs.set("--json", cli::render_model_json(report));
+  if (outputs.wants("--html")) outputs.set("--html", cli::render_model_html(report));
+  outputs.write_all(cli::render_model_console(report));
   int status = 0;
   for (const auto& v : report.budgets) {
     if (!v.exceeded) continue;
@@ -377,6 +364,11 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  cli::install_output_safeguards();
+  if (const std::string error = cli::empty_attached_value_error(argc, argv); !error.empty()) {
+    std::cerr << "qparity model: error: " << error << " (run 'qparity model --help' for usage)\n";
+    return qparity::cli::kErrorExitCode;
+  }
   CLI::App app{
       "qparity model: run a PyTorch 1.13.1 QAT model (traced after prepare_qat) and its converted "
       "int8 model\n"
@@ -395,9 +387,11 @@ int main(int argc, char** argv) {
                                "numpy.save (.npy, '<f4', C\n"
                                "order); NaN and Inf are refused")
                     ->type_name("FILE");
-  auto* shape = app.add_option("--input-shape", o.input_shape_text,
+  auto* shape = app.add_option("--input-shape", o.input_shape,
                                "Use a deterministic input of this shape instead (element i = "
                                "sin(0.37 i)), e.g. 1,3,224,224")
+                    ->delimiter(',')
+                    ->transform(cli::decimal_integer("; give the dimensions as N,C,H,W"))
                     ->type_name("N,C,H,W");
   input->excludes(shape);
   shape->excludes(input);
@@ -448,7 +442,15 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);
+    if (e.get_exit_code() == 0) {  // --help: a failed write to stdout is an error too
+      const int code = app.exit(e);
+      std::cout.flush();
+      if (!std::cout) {
+        std::cerr << "qparity model: error: cannot write to stdout\n";
+        return qparity::cli::kErrorExitCode;
+      }
+      return code;
+    }
     std::cerr << "qparity model: error: " << one_line(e.what())
               << " (run 'qparity model --help' for usage)\n";
     return qparity::cli::kErrorExitCode;

@@ -280,7 +280,8 @@ std::string render_model_json(const ModelReport& r) {
     }
     doc["budgets"] = budgets;
   }
-  return doc.dump(1) + "\n";
+  // Any byte that is not UTF-8 (a file name) becomes U+FFFD instead of an exception.
+  return doc.dump(1, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace qparity::cli

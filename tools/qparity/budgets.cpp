@@ -2,7 +2,6 @@
 
 #include "reports.h"
 
-#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -41,28 +40,27 @@ double measured_value(BudgetMetric metric, const BudgetMeasures& m) {
   return 0.0;
 }
 
-Budget parse_one(const std::string& item) {
+// The budget `item` names, or why it names none (the message, without the option).
+Budget read_budget(const std::string& item, std::string& why) {
   const size_t eq = item.find('=');
   if (eq == std::string::npos) {
-    throw std::invalid_argument("--fail-on: '" + item + "' must be NAME=LIMIT (" + budget_help() + ")");
+    why = "'" + item + "' must be NAME=LIMIT (" + budget_help() + ")";
+    return {};
   }
   const std::string name = item.substr(0, eq);
   const std::string value = item.substr(eq + 1);
   for (const MetricName& m : kMetrics) {
     if (name != m.name) continue;
     double limit = 0.0;
-    const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), limit);
-    if (value.empty() || ec != std::errc() || ptr != value.data() + value.size() ||
-        !std::isfinite(limit) || limit < 0.0) {
-      throw std::invalid_argument("--fail-on: " + name + " needs a limit >= 0, got '" + value + "'");
-    }
-    if (m.integer && limit != std::floor(limit)) {
-      throw std::invalid_argument("--fail-on: " + name + " counts, its limit must be an integer, got '" +
-                                  value + "'");
+    if (!CLI::detail::lexical_cast(value, limit) || !std::isfinite(limit) || limit < 0.0) {
+      why = name + " needs a limit >= 0, got '" + value + "'";
+    } else if (m.integer && limit != std::floor(limit)) {
+      why = name + " counts, its limit must be an integer, got '" + value + "'";
     }
     return {m.metric, name, limit};
   }
-  throw std::invalid_argument("--fail-on: unknown budget '" + name + "' (" + budget_help() + ")");
+  why = "unknown budget '" + name + "' (" + budget_help() + ")";
+  return {};
 }
 
 }  // namespace
@@ -71,17 +69,22 @@ std::string budget_help() {
   return "max-dq, bin-mismatch, fp32-mismatch, fp32-error-max, error-mean";
 }
 
+CLI::Validator budget_item() {
+  return CLI::Validator(
+      [](std::string& item) {
+        std::string why;
+        read_budget(item, why);
+        return why;
+      },
+      "");  // no description: CLI11 would append it to the type name in --help
+}
+
 std::vector<Budget> parse_budgets(const std::vector<std::string>& items) {
   std::vector<Budget> budgets;
-  for (const std::string& group : items) {
-    size_t start = 0;
-    while (true) {
-      const size_t comma = group.find(',', start);
-      budgets.push_back(parse_one(group.substr(start, comma == std::string::npos ? std::string::npos
-                                                                                 : comma - start)));
-      if (comma == std::string::npos) break;
-      start = comma + 1;
-    }
+  for (const std::string& item : items) {
+    std::string why;
+    budgets.push_back(read_budget(item, why));
+    if (!why.empty()) throw std::invalid_argument("--fail-on: " + why);
   }
   return budgets;
 }

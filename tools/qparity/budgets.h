@@ -1,6 +1,7 @@
 // CI budgets: `--fail-on max-dq=0,bin-mismatch=0,fp32-error-max=1e-6`.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <string>
 #include <vector>
 
@@ -25,8 +26,11 @@ struct BudgetVerdict {
   bool exceeded = false;
 };
 
-// Parses NAME=LIMIT items (comma-separated, the option may repeat); throws std::invalid_argument
-// naming the bad item. Names: max-dq, bin-mismatch, fp32-mismatch, fp32-error-max, error-mean.
+// The CLI11 check of one NAME=LIMIT item of --fail-on (the option splits its value at commas and
+// may repeat). Names: max-dq, bin-mismatch, fp32-mismatch, fp32-error-max, error-mean.
+CLI::Validator budget_item();
+
+// The budgets of the items budget_item() accepted; throws std::invalid_argument naming a bad one.
 std::vector<Budget> parse_budgets(const std::vector<std::string>& items);
 
 std::vector<BudgetVerdict> check_budgets(const std::vector<Budget>& budgets, const BudgetMeasures& m);

@@ -5,6 +5,8 @@
 #include <iostream>
 #include <new>
 
+#include "command_line.h"
+
 namespace qparity::cli {
 
 constexpr int kErrorExitCode = 2;
@@ -18,7 +20,7 @@ int run_reporting_errors(const char* command, const char* memory_hint, Body&& bo
   } catch (const std::bad_alloc&) {
     std::cerr << command << ": error: out of memory (" << memory_hint << ")\n";
   } catch (const std::exception& e) {
-    std::cerr << command << ": error: " << e.what() << "\n";
+    std::cerr << command << ": error: " << one_line_message(e.what()) << "\n";
   }
   return kErrorExitCode;
 }

@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <charconv>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -12,6 +11,7 @@
 #include "atomic_file.h"
 #include "command_errors.h"
 #include "html_report.h"
+#include "option_checks.h"
 #include "qparity/diagnose/trace.h"
 #include "qparity/version.h"
 
@@ -22,23 +22,11 @@ std::string shape_text(const Shape4& s) {
   return fmt::format("[{}, {}, {}, {}]", s.n, s.c, s.h, s.w);
 }
 
-ElementIndex parse_index(const std::string& text, const Shape4& shape) {
-  std::vector<int64_t> parts;
-  size_t start = 0;
-  while (true) {
-    const size_t comma = text.find(',', start);
-    const std::string piece = text.substr(start, comma == std::string::npos ? std::string::npos
-                                                                            : comma - start);
-    int64_t value = 0;
-    const auto [ptr, ec] = std::from_chars(piece.data(), piece.data() + piece.size(), value);
-    if (piece.empty() || ec != std::errc() || ptr != piece.data() + piece.size()) {
-      throw std::invalid_argument("--index: '" + text + "' must be four integers n,c,h,w");
-    }
-    parts.push_back(value);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
+// --index n,c,h,w, split at the commas and read as integers by CLI11.
+ElementIndex check_index(const std::vector<int64_t>& parts, const Shape4& shape) {
   if (parts.size() != 4) {
+    std::string text;
+    for (size_t i = 0; i < parts.size(); ++i) text += (i > 0 ? "," : "") + std::to_string(parts[i]);
     throw std::invalid_argument("--index: '" + text + "' has " + std::to_string(parts.size()) +
                                 " numbers; it needs four: n,c,h,w");
   }
@@ -112,7 +100,8 @@ std::string render_json(const SeedResult& r, const ElementExplanation& e,
             {"stages", rows}};
   j["first_difference"] =
       e.first_difference ? Json(e.rows[*e.first_difference].stage) : Json(nullptr);
-  return j.dump(2) + "\n";
+  // Any byte that is not UTF-8 (a file name) becomes U+FFFD instead of an exception.
+  return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace
@@ -122,6 +111,8 @@ void add_explain_options(CLI::App& command, ExplainCommandOptions& o) {
   command.add_option("--index", o.index,
                      "Output element to trace, as n,c,h,w (default: the first mismatching element; "
                      "[0, 0, 0, 0] when the paths agree)")
+      ->delimiter(',')
+      ->transform(decimal_integer("; give four integers n,c,h,w"))
       ->type_name("N,C,H,W");
 }
 
@@ -132,21 +123,20 @@ int run_explain_command(const ExplainCommandOptions& raw, const std::string& com
       throw std::invalid_argument("--fail-on: budgets apply to `seed` and `sweep`, not to `explain`");
     }
     check_distinct_outputs({{"--json", raw.seed.json_path}, {"--html", raw.seed.html_path}});
-    std::unique_ptr<AtomicFile> json_file = reserve_output(raw.seed.json_path, "--json");
-    std::unique_ptr<AtomicFile> html_file = reserve_output(raw.seed.html_path, "--html");
+    OutputFiles outputs({{"--json", raw.seed.json_path}, {"--html", raw.seed.html_path}});
     const SeedExperiment experiment(options, detect_cpu_features());
     ElementIndex index;
-    const bool defaulted = !raw.index;
-    if (raw.index) {
-      index = parse_index(*raw.index, experiment.output_shape());
-    }
+    const bool defaulted = raw.index.empty();
+    if (!defaulted) index = check_index(raw.index, experiment.output_shape());
     const SeedResult result = run_experiment(experiment);
     if (defaulted && result.compare.first_mismatch) index = result.compare.first_mismatch->index;
     const ElementExplanation e = explain_element(experiment, result, index);
-    std::cout << render_console(result, e, defaulted && result.compare.first_mismatch.has_value())
-              << std::flush;
-    if (json_file) json_file->commit(render_json(result, e, command_line));
-    if (html_file) html_file->commit(render_explain_html(result, e, RunContext{command_line, {}}));
+    if (outputs.wants("--json")) outputs.set("--json", render_json(result, e, command_line));
+    if (outputs.wants("--html")) {
+      outputs.set("--html", render_explain_html(result, e, RunContext{command_line, {}}));
+    }
+    outputs.write_all(
+        render_console(result, e, defaulted && result.compare.first_mismatch.has_value()));
     const bool outputs_agree = e.fake_quant.output_bin == e.int8.output_bin &&
                                e.fake_quant.output_dequantized == e.int8.output_dequantized;
     return outputs_agree ? 0 : 1;

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <optional>
+#include <vector>
 #include <string>
 
 #include "seed_command.h"
@@ -11,7 +13,7 @@ namespace qparity::cli {
 
 struct ExplainCommandOptions {
   SeedCommandOptions seed;
-  std::optional<std::string> index;  // "n,c,h,w"; absent = the first mismatch
+  std::vector<int64_t> index;  // n,c,h,w; empty = the first mismatch
 };
 
 void add_explain_options(CLI::App& command, ExplainCommandOptions& options);

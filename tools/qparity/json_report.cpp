@@ -183,7 +183,8 @@ std::string render_seed_json(const SeedResult& r, const std::optional<Explanatio
       j["trace"] = nullptr;
     }
   }
-  return j.dump(2) + "\n";
+  // Any byte that is not UTF-8 (a file name) becomes U+FFFD instead of an exception.
+  return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace qparity::cli

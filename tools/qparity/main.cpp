@@ -13,6 +13,7 @@
 #include <string>
 
 #include "qparity/version.h"
+#include "atomic_file.h"
 #include "command_line.h"
 #include "explain_command.h"
 #include "seed_command.h"
@@ -32,6 +33,44 @@ std::string join_arguments(int argc, char** argv) {
 }
 
 std::string version_line() { return "qparity " + std::string(qparity::version()); }
+
+int usage_error(const std::string& message) {
+  std::cerr << "qparity: error: " << qparity::cli::one_line_message(message)
+            << " (run 'qparity --help' for usage)\n";
+  return kUsageExitCode;
+}
+
+// --help and --version print through std::cout: a failed write (`> /dev/full`, a closed stdout)
+// is an error too.
+int checked_exit(const CLI::App& app, const CLI::Error& e) {
+  const int code = app.exit(e);
+  std::cout.flush();
+  if (!std::cout) {
+    std::cerr << "qparity: error: cannot write to stdout\n";
+    return kUsageExitCode;
+  }
+  return code;
+}
+
+// One command per invocation, and the options after it: `qparity seed --rows 1 explain` and
+// `qparity --rows 1 sweep` would otherwise run one command and drop the other's options.
+std::string command_line_error(const CLI::App& app) {
+  const std::vector<CLI::App*> commands = app.get_subcommands();
+  if (commands.size() > 1) {
+    return "one command per invocation, got '" + commands[0]->get_name() + "' and '" +
+           commands[1]->get_name() + "'";
+  }
+  if (commands.size() == 1) {
+    for (const CLI::Option* option : app.get_options()) {
+      if (option->count() > 0) {
+        return option->get_name() + " comes before the command '" + commands[0]->get_name() +
+               "': options go after it (qparity " + commands[0]->get_name() + " " +
+               option->get_name() + " ...)";
+      }
+    }
+  }
+  return "";
+}
 
 // `qparity model ...` runs qparity-model, installed beside this binary: only it links libtorch,
 // so every other command starts without loading it. Returns only when it cannot be started.
@@ -59,7 +98,11 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
   mallopt(M_ARENA_MAX, 1);  // threads reuse the same warm heap (few, large allocations)
+  qparity::cli::install_output_safeguards();
   if (argc > 1 && std::string(argv[1]) == "model") return exec_model_command(argc, argv);
+  if (const std::string error = qparity::cli::argument_list_error(argc, argv); !error.empty()) {
+    return usage_error(error);
+  }
   CLI::App app{
       "qparity: compare a fake-quantized (QAT) model with its converted int8 twin, bin for bin,\n"
       "with numerics emulating PyTorch 1.13.1's kernels (qnnpack, onednn; fbgemm from source).\n"
@@ -74,6 +117,7 @@ int main(int argc, char** argv) {
       "  qparity explain --index 0,0,0,128          one element's trace through both paths\n"
       "  qparity sweep --k 0.001:1000:61 --log      where the paths part, over a range of k\n"
       "  qparity model qat.pt int8.pt --input x.pt --backend qnnpack   your own model, layer by layer\n"
+      "One command per invocation, its options after it; `--` ends the options.\n"
       "Exit codes: 0 the paths agree bin for bin, 1 bins diverge, 2 error.\n"
       "Documentation: README.md, docs/usage.md, docs/json.md, docs/numerics.md.");
 
@@ -120,19 +164,18 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
+    return checked_exit(app, e);
   } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
+    return checked_exit(app, e);
   } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
+    return checked_exit(app, e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "qparity: error: " << e.what() << " (run 'qparity --help' for usage)\n";
-    return kUsageExitCode;
+    return usage_error(e.what());
   }
   if (model->parsed()) {
-    std::cerr << "qparity: error: 'model' must be the first argument (qparity model QAT.pt INT8.pt ...)\n";
-    return kUsageExitCode;
+    return usage_error("'model' must be the first argument (qparity model QAT.pt INT8.pt ...)");
   }
+  if (const std::string error = command_line_error(app); !error.empty()) return usage_error(error);
   if (sweep->parsed()) {
     return qparity::cli::run_sweep_command(sweep_options, join_arguments(argc, argv));
   }

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <fstream>
 #include <iostream>
@@ -15,6 +14,7 @@
 #include <thread>
 
 #include "atomic_file.h"
+#include "option_checks.h"
 #include "command_errors.h"
 #include "html_report.h"
 #include "qparity/scenario/seed.h"
@@ -22,45 +22,6 @@
 
 namespace qparity::cli {
 namespace {
-
-// A finite double, or an error naming the option.
-double parse_finite(const std::string& option, const std::string& text) {
-  double value = 0.0;
-  const char* end = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (text.empty() || ec == std::errc::invalid_argument || ptr != end) {
-    throw std::invalid_argument(option + ": '" + text + "' is not a number");
-  }
-  if (ec == std::errc::result_out_of_range || !std::isfinite(value)) {
-    throw std::invalid_argument(option + ": '" + text + "' is not a finite number");
-  }
-  return value;
-}
-
-double parse_k(const std::string& text) {
-  const double value = parse_finite("--k", text);
-  if (!(value > 0.0)) throw std::invalid_argument("--k: '" + text + "' must be greater than 0");
-  return value;
-}
-
-int64_t parse_integer(const std::string& option, const std::string& text) {
-  int64_t value = 0;
-  const char* end = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (text.empty() || ec == std::errc::invalid_argument || ptr != end) {
-    throw std::invalid_argument(option + ": '" + text + "' is not an integer");
-  }
-  if (ec == std::errc::result_out_of_range) {
-    throw std::invalid_argument(option + ": '" + text + "' is too large");
-  }
-  return value;
-}
-
-int64_t parse_rows(const std::string& text) {
-  const int64_t value = parse_integer("--rows", text);
-  if (value <= 0) throw std::invalid_argument("--rows: '" + text + "' must be at least 1");
-  return value;
-}
 
 // MemAvailable of /proc/meminfo in bytes, if readable.
 std::optional<int64_t> available_memory_bytes() {
@@ -93,61 +54,22 @@ void check_memory(int64_t rows) {
 }  // namespace
 
 SeedOptions parse_seed_options(const SeedCommandOptions& raw) {
+  // Each value alone was checked by its option's validators (add_seed_options).
   SeedOptions o;
-  o.k = parse_k(raw.k);
-  if (!make_backend_profile(raw.backend, CpuFeatures{})) {
-    throw std::invalid_argument("--backend: unknown backend '" + raw.backend +
-                                "' (choose fbgemm, qnnpack or onednn)");
-  }
+  o.k = raw.k;
   o.backend = raw.backend;
-  const auto observer = parse_observer_kind(raw.observer);
-  if (!observer) {
-    throw std::invalid_argument("--observer: unknown observer '" + raw.observer +
-                                "' (choose fused or plain)");
-  }
-  o.observer = *observer;
-  o.rows = parse_rows(raw.rows);
-  const auto qscheme = parse_weight_qscheme(raw.weight_qscheme);
-  if (!qscheme) {
-    throw std::invalid_argument("--weight-qscheme: unknown qscheme '" + raw.weight_qscheme +
-                                "' (choose per_tensor_symmetric, per_tensor_affine, "
-                                "per_channel_symmetric or per_channel_affine)");
-  }
-  o.weight_qscheme = *qscheme;
-  o.weight_quant_min = parse_integer("--weight-quant-min", raw.weight_quant_min);
-  if (o.weight_quant_min < -128 || o.weight_quant_min > 126) {
-    throw std::invalid_argument("--weight-quant-min: " + raw.weight_quant_min +
-                                " must be in [-128, 126] (the range ends at 127)");
-  }
+  o.observer = parse_observer_kind(raw.observer).value();
+  o.rows = raw.rows;
+  o.weight_qscheme = parse_weight_qscheme(raw.weight_qscheme).value();
+  o.weight_quant_min = raw.weight_quant_min;
   o.activation_reduce_range = raw.reduce_range;
-  const auto pattern = parse_weight_pattern(raw.weight_pattern);
-  if (!pattern) {
-    throw std::invalid_argument("--weight-pattern: unknown pattern '" + raw.weight_pattern +
-                                "' (choose identity, negative, mixed or dense)");
-  }
-  o.weight_pattern = *pattern;
-  if (raw.weight_observer_max) {
-    o.weight_observer_max = parse_finite("--weight-observer-max", *raw.weight_observer_max);
-  }
-  if (raw.output_observer_max) {
-    o.output_observer_max = parse_finite("--output-observer-max", *raw.output_observer_max);
-  }
-  if (raw.output_observer_min) {
-    o.output_observer_min = parse_finite("--output-observer-min", *raw.output_observer_min);
-  }
-  const auto positive = [](const char* option, const std::optional<std::string>& text) {
-    std::optional<double> value;
-    if (text) {
-      value = parse_finite(option, *text);
-      if (!(*value > 0.0)) {
-        throw std::invalid_argument(std::string(option) + ": '" + *text + "' must be greater than 0");
-      }
-    }
-    return value;
-  };
-  o.input_scale = positive("--input-scale", raw.input_scale);
-  o.weight_scale = positive("--weight-scale", raw.weight_scale);
-  o.output_scale = positive("--output-scale", raw.output_scale);
+  o.weight_pattern = parse_weight_pattern(raw.weight_pattern).value();
+  o.weight_observer_max = raw.weight_observer_max;
+  o.output_observer_max = raw.output_observer_max;
+  o.output_observer_min = raw.output_observer_min;
+  o.input_scale = raw.input_scale;
+  o.weight_scale = raw.weight_scale;
+  o.output_scale = raw.output_scale;
   validate_seed_options(o);
   check_memory(o.rows);
   return o;
@@ -156,29 +78,40 @@ SeedOptions parse_seed_options(const SeedCommandOptions& raw) {
 void add_seed_options(CLI::App& command, SeedCommandOptions& o) {
   command.add_option("--k", o.k,
                      "Conv weight multiplier: weights are k*I (a float > 0, e.g. 1, 0.01, 3e2)")
+      ->check(finite_number())
+      ->check(positive_number())
       ->type_name("FLOAT")
-      ->capture_default_str();
+      ->default_str("1.0");
   command.add_option("--backend", o.backend,
                      "Engine whose int8 numerics to emulate: fbgemm (the seed's; emulated from "
                      "source), qnnpack, onednn")
+      ->check(one_of({"fbgemm", "qnnpack", "onednn"}, "backend"))
       ->type_name("NAME")
       ->capture_default_str();
   command.add_option("--observer", o.observer,
                      "Fake-quant module of the QAT model: fused (FusedMovingAvgObsFakeQuantize, as "
                      "the seed) or plain (FakeQuantize)")
+      ->check(one_of({"fused", "plain"}, "observer"))
       ->type_name("KIND")
       ->capture_default_str();
   command.add_option("--rows", o.rows, "Input height; the width is always the 256-value ramp")
+      ->transform(decimal_integer())
+      ->check(at_least(1))
       ->type_name("N")
       ->capture_default_str();
   command.add_option("--weight-qscheme", o.weight_qscheme,
                      "Weight fake-quant qscheme: per_tensor_symmetric (the seed), per_tensor_affine, "
                      "per_channel_symmetric or per_channel_affine (per output channel)")
+      ->check(one_of({"per_tensor_symmetric", "per_tensor_affine", "per_channel_symmetric",
+                      "per_channel_affine"},
+                     "qscheme"))
       ->type_name("NAME")
       ->capture_default_str()
       ->group("Quantization knobs");
   command.add_option("--weight-quant-min", o.weight_quant_min,
                      "Weight quant_min (quant_max stays 127); -127 gives the symmetric [-127, 127]")
+      ->transform(decimal_integer())
+      ->check(in_range(-128, 126, " (the range ends at 127)"))
       ->type_name("INT")
       ->capture_default_str()
       ->group("Quantization knobs");
@@ -188,33 +121,43 @@ void add_seed_options(CLI::App& command, SeedCommandOptions& o) {
   command.add_option("--weight-pattern", o.weight_pattern,
                      "Conv weights: identity (k*I, the seed), negative (-k*I) or mixed "
                      "(k*diag(1,-1,1)) or dense (k*[[1,.5,-.25],[-.5,1,.5],[.25,-.5,1]])")
+      ->check(one_of({"identity", "negative", "mixed", "dense"}, "pattern"))
       ->type_name("NAME")
       ->capture_default_str()
       ->group("Quantization knobs");
   command.add_option("--weight-observer-max", o.weight_observer_max,
                      "Hand-set the weight observer's max_val to this value instead of max(W) = k")
+      ->check(finite_number())
       ->type_name("FLOAT")
       ->group("Quantization knobs");
   command.add_option("--output-observer-min", o.output_observer_min,
                      "Hand-set the output observer's min_val to this value instead of 0 (a "
                      "negative min gives the output a nonzero zero point)")
+      ->check(finite_number())
       ->type_name("FLOAT")
       ->group("Quantization knobs");
   command.add_option("--output-observer-max", o.output_observer_max,
                      "Hand-set the output observer's max_val to this value instead of k")
+      ->check(finite_number())
       ->type_name("FLOAT")
       ->group("Quantization knobs");
   command.add_option("--input-scale", o.input_scale,
                      "Hand-set the input fake-quant scale to this value instead of 1/255")
+      ->check(finite_number())
+      ->check(positive_number())
       ->type_name("FLOAT")
       ->group("Quantization knobs");
   command.add_option("--weight-scale", o.weight_scale,
                      "Hand-set the weight fake-quant scale to this value instead of 2k/255")
+      ->check(finite_number())
+      ->check(positive_number())
       ->type_name("FLOAT")
       ->group("Quantization knobs");
   command.add_option("--output-scale", o.output_scale,
                      "Hand-set the output fake-quant scale to this value instead of k/255 (a fused "
                      "module overwrites hand-set scales)")
+      ->check(finite_number())
+      ->check(positive_number())
       ->type_name("FLOAT")
       ->group("Quantization knobs");
   command.add_flag("--no-diagnosis", o.no_diagnosis,
@@ -225,6 +168,8 @@ void add_seed_options(CLI::App& command, SeedCommandOptions& o) {
   command.add_option("--fail-on", o.fail_on,
                      "CI budgets NAME=LIMIT, comma-separated or repeated (" + budget_help() +
                          "); exit 1 naming every budget exceeded, 0 when all hold")
+      ->delimiter(',')
+      ->check(budget_item())
       ->type_name("BUDGETS");
   command.add_option("--json", o.json_path,
                      "Also write the full result as JSON to FILE (see docs/json.md); written "
@@ -297,8 +242,7 @@ int run_seed_command(const SeedCommandOptions& raw, const std::string& command_l
     const SeedOptions options = parse_seed_options(raw);
     const std::vector<Budget> budgets = parse_budgets(raw.fail_on);
     check_distinct_outputs({{"--json", raw.json_path}, {"--html", raw.html_path}});
-    std::unique_ptr<AtomicFile> json_file = reserve_output(raw.json_path, "--json");
-    std::unique_ptr<AtomicFile> html_file = reserve_output(raw.html_path, "--html");
+    OutputFiles outputs({{"--json", raw.json_path}, {"--html", raw.html_path}});
     const CpuFeatures cpu = detect_cpu_features();
     const SeedExperiment experiment(options, cpu);
     std::optional<EarlyFixes> early;
@@ -312,9 +256,9 @@ int run_seed_command(const SeedCommandOptions& raw, const std::string& command_l
         budgets, {static_cast<double>(c.max_abs_delta_q), static_cast<double>(c.bin_mismatch_count),
                   static_cast<double>(c.fp32_mismatch_count), static_cast<double>(c.error_max),
                   c.error_mean});
-    std::cout << render_seed_console(result, why, context) << std::flush;
-    if (json_file) json_file->commit(render_seed_json(result, why, context));
-    if (html_file) html_file->commit(render_seed_html(result, why, context));
+    if (outputs.wants("--json")) outputs.set("--json", render_seed_json(result, why, context));
+    if (outputs.wants("--html")) outputs.set("--html", render_seed_html(result, why, context));
+    outputs.write_all(render_seed_console(result, why, context));
     if (!budgets.empty()) return report_budgets("qparity seed", context.budgets);
     return result.compare.bin_mismatch_count == 0 ? 0 : 1;
   });

@@ -6,35 +6,37 @@
 #include "qparity/scenario/seed.h"
 #include <optional>
 #include <vector>
+#include <cstdint>
 #include <string>
 
 namespace qparity::cli {
 
-// The raw option text, validated by run_seed_command so every error names its option.
+// The seed options as CLI11 reads them (typed; the validators give each bad value a message
+// naming its option). parse_seed_options checks what needs several of them together.
 struct SeedCommandOptions {
-  std::string k = "1.0";
+  double k = 1.0;
   std::string backend = "fbgemm";
   std::string observer = "fused";
-  std::string rows = "256";
+  int64_t rows = 256;
   // Quantization knobs beyond the seed (defaults: the seed's qconfig).
   std::string weight_qscheme = "per_tensor_symmetric";
-  std::string weight_quant_min = "-128";
+  int64_t weight_quant_min = -128;
   bool reduce_range = false;
   std::string weight_pattern = "identity";
-  std::optional<std::string> weight_observer_max;
-  std::optional<std::string> output_observer_max;
-  std::optional<std::string> output_observer_min;
-  std::optional<std::string> input_scale, weight_scale, output_scale;
+  std::optional<double> weight_observer_max;
+  std::optional<double> output_observer_max;
+  std::optional<double> output_observer_min;
+  std::optional<double> input_scale, weight_scale, output_scale;
   std::optional<std::string> json_path;  // absent = no JSON
   bool no_diagnosis = false;             // skip the diagnosis and fix verification
   std::optional<std::string> html_path;  // absent = no HTML report
-  std::vector<std::string> fail_on;      // CI budgets, NAME=LIMIT
+  std::vector<std::string> fail_on;      // CI budgets, NAME=LIMIT (one per item)
 };
 
 // Adds the seed options to `command`, bound to `options`.
 void add_seed_options(CLI::App& command, SeedCommandOptions& options);
 
-// Turns the raw option text into SeedOptions; throws std::invalid_argument naming the option.
+// Turns the options into SeedOptions; throws std::invalid_argument naming the option.
 SeedOptions parse_seed_options(const SeedCommandOptions& raw);
 
 // Runs the experiment and writes the reports. Returns the process exit code:

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <iostream>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include "atomic_file.h"
+#include "option_checks.h"
 #include "command_errors.h"
 #include "budgets.h"
 #include "html_report.h"
@@ -27,66 +27,28 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> items;
-  size_t start = 0;
-  while (true) {
-    const size_t comma = text.find(',', start);
-    items.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return items;
-}
-
-double parse_number(const std::string& option, const std::string& what, const std::string& text) {
-  double value = 0.0;
-  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() || !std::isfinite(value)) {
-    throw std::invalid_argument(option + ": " + what + " '" + text + "' is not a finite number");
-  }
-  return value;
-}
-
-int64_t parse_count(const std::string& option, const std::string& what, const std::string& text) {
-  int64_t value = 0;
-  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec == std::errc::invalid_argument || ptr != text.data() + text.size()) {
-    throw std::invalid_argument(option + ": " + what + " '" + text + "' is not an integer");
-  }
-  if (ec == std::errc::result_out_of_range) {
-    throw std::invalid_argument(option + ": " + what + " '" + text + "' is too large");
-  }
-  return value;
-}
-
-KRange parse_k_range(const std::string& text, bool log) {
-  const std::vector<std::string> parts = split_list(text.find(':') == std::string::npos ? text : [&] {
-    std::string t = text;
-    for (char& ch : t) ch = ch == ':' ? ',' : ch;
-    return t;
-  }());
-  if (text.find(',') != std::string::npos || parts.size() != 3) {
+// --k START:STOP:COUNT, split at the colons by CLI11; each part was checked by its validator.
+KRange parse_k_range(const std::vector<std::string>& parts, bool log) {
+  if (parts.size() != 3) {
+    std::string text;
+    for (size_t i = 0; i < parts.size(); ++i) text += (i > 0 ? ":" : "") + parts[i];
     throw std::invalid_argument("--k: '" + text + "' must be START:STOP:COUNT, e.g. 0.001:1000:61");
   }
   KRange r;
-  r.start = parse_number("--k", "START", parts[0]);
-  r.stop = parse_number("--k", "STOP", parts[1]);
-  r.count = parse_count("--k", "COUNT", parts[2]);
+  CLI::detail::lexical_cast(parts[0], r.start);
+  CLI::detail::lexical_cast(parts[1], r.stop);
+  CLI::detail::lexical_cast(parts[2], r.count);
   r.log = log;
   return r;
 }
 
+// The distinct values of a list option, in order (each was checked by one_of).
 template <typename T, typename Parse>
-std::vector<T> parse_list(const std::string& option, const std::string& text, Parse parse,
-                          const char* choices) {
+std::vector<T> distinct(const std::vector<std::string>& items, Parse parse) {
   std::vector<T> out;
-  for (const std::string& item : split_list(text)) {
-    const std::optional<T> value = parse(item);
-    if (!value) {
-      throw std::invalid_argument(option + ": unknown value '" + item + "' (choose from " + choices + ")");
-    }
-    if (std::find(out.begin(), out.end(), *value) == out.end()) out.push_back(*value);
+  for (const std::string& item : items) {
+    const T value = parse(item);
+    if (std::find(out.begin(), out.end(), value) == out.end()) out.push_back(value);
   }
   return out;
 }
@@ -94,31 +56,16 @@ std::vector<T> parse_list(const std::string& option, const std::string& text, Pa
 SweepSpec parse_spec(const SweepCommandOptions& o) {
   SweepSpec spec;
   spec.k = parse_k_range(o.k, o.log);
-  spec.backends = parse_list<std::string>(
-      "--backend", o.backends,
-      [](const std::string& s) {
-        return make_backend_profile(s, CpuFeatures{}) ? std::optional<std::string>(s) : std::nullopt;
-      },
-      "fbgemm, qnnpack, onednn");
-  spec.observers = parse_list<ObserverKind>("--observer", o.observers, parse_observer_kind, "fused, plain");
-  spec.weight_qschemes = parse_list<QScheme>(
-      "--weight-qscheme", o.weight_qschemes,
-      [](const std::string& s) { return parse_weight_qscheme(s); },
-      "per_tensor_symmetric, per_tensor_affine, per_channel_symmetric, per_channel_affine");
-  spec.reduce_ranges = parse_list<bool>(
-      "--reduce-range", o.reduce_ranges,
-      [](const std::string& s) -> std::optional<bool> {
-        if (s == "off") return false;
-        if (s == "on") return true;
-        return std::nullopt;
-      },
-      "off, on");
-  spec.weight_patterns = parse_list<WeightPattern>("--weight-pattern", o.weight_patterns,
-                                                   parse_weight_pattern,
-                                                   "identity, negative, mixed, dense");
-  const int64_t rows = parse_count("--rows", "N", o.rows);
-  if (rows < 1) throw std::invalid_argument("--rows: '" + o.rows + "' must be at least 1");
-  spec.base.rows = rows;
+  spec.backends = distinct<std::string>(o.backends, [](const std::string& s) { return s; });
+  spec.observers = distinct<ObserverKind>(
+      o.observers, [](const std::string& s) { return parse_observer_kind(s).value(); });
+  spec.weight_qschemes = distinct<QScheme>(
+      o.weight_qschemes, [](const std::string& s) { return parse_weight_qscheme(s).value(); });
+  spec.reduce_ranges =
+      distinct<bool>(o.reduce_ranges, [](const std::string& s) { return s == "on"; });
+  spec.weight_patterns = distinct<WeightPattern>(
+      o.weight_patterns, [](const std::string& s) { return parse_weight_pattern(s).value(); });
+  spec.base.rows = o.rows;
   spec.diagnose = !o.no_diagnosis;
   // Everything a point needs is checked before any work starts.
   const std::vector<double> ks = k_values(spec.k);
@@ -137,12 +84,9 @@ SweepSpec parse_spec(const SweepCommandOptions& o) {
   return spec;
 }
 
-int parse_threads(const std::optional<std::string>& text) {
-  const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (!text) return hardware;
-  const int64_t n = parse_count("--threads", "N", *text);
-  if (n < 1 || n > 1024) throw std::invalid_argument("--threads: '" + *text + "' must be in [1, 1024]");
-  return static_cast<int>(n);
+int thread_count(const std::optional<int64_t>& threads) {
+  if (threads) return static_cast<int>(*threads);  // in [1, 1024] (its validator)
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 // A progress bar on a terminal, shown once the work has taken a second; silent otherwise.
@@ -278,7 +222,8 @@ std::string render_json(const SweepSpec& spec, const SweepResult& r, const RunCo
             {"points", points},
             {"summary", {{"ranges", ranges}, {"boundaries", boundaries}}}};
   if (!context.budgets.empty()) j["budgets"] = budgets_json(context.budgets);
-  return j.dump(2) + "\n";
+  // Any byte that is not UTF-8 (a file name) becomes U+FFFD instead of an exception.
+  return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
 std::string render_csv(const SweepResult& r) {
@@ -314,34 +259,46 @@ std::string render_csv(const SweepResult& r) {
 }  // namespace
 
 void add_sweep_options(CLI::App& command, SweepCommandOptions& o) {
-  command.add_option("--k", o.k, "k values: START:STOP:COUNT, linear unless --log")
-      ->type_name("START:STOP:COUNT")
-      ->capture_default_str();
+  CLI::Option* k = command.add_option("--k", o.k, "k values: START:STOP:COUNT, linear unless --log")
+                       ->delimiter(':')
+                       ->type_name("START:STOP:COUNT")
+                       ->default_str("0.001:1000:61");
+  // Each part by its place; a missing or fourth part is refused after parsing (parse_k_range),
+  // the range itself by k_values (STOP > START, COUNT >= 1).
+  k->transform(prefixed("COUNT", decimal_integer()).application_index(2));
+  k->check(prefixed("START", finite_number()).application_index(0));
+  k->check(prefixed("STOP", finite_number()).application_index(1));
   command.add_flag("--log", o.log, "Space the k values logarithmically (START must be > 0)");
-  command.add_option("--backend", o.backends, "Engines, comma-separated: fbgemm, qnnpack, onednn")
-      ->type_name("LIST")
-      ->capture_default_str();
-  command.add_option("--observer", o.observers, "Fake-quant modules, comma-separated: fused, plain")
-      ->type_name("LIST")
-      ->capture_default_str();
-  command.add_option("--weight-qscheme", o.weight_qschemes,
-                     "Weight qschemes, comma-separated: per_tensor_symmetric, per_tensor_affine, "
-                     "per_channel_symmetric, per_channel_affine")
-      ->type_name("LIST")
-      ->capture_default_str();
-  command.add_option("--reduce-range", o.reduce_ranges,
-                     "Activation reduce_range settings, comma-separated: off, on")
-      ->type_name("LIST")
-      ->capture_default_str();
-  command.add_option("--weight-pattern", o.weight_patterns,
-                     "Weight sign patterns, comma-separated: identity, negative, mixed, dense")
-      ->type_name("LIST")
-      ->capture_default_str();
+  const auto list = [&](const char* name, std::vector<std::string>& values, const char* help,
+                        std::vector<std::string> choices) {
+    command.add_option(name, values, help)
+        ->delimiter(',')
+        ->check(one_of(std::move(choices)))
+        ->type_name("LIST")
+        ->capture_default_str();
+  };
+  list("--backend", o.backends, "Engines, comma-separated: fbgemm, qnnpack, onednn",
+       {"fbgemm", "qnnpack", "onednn"});
+  list("--observer", o.observers, "Fake-quant modules, comma-separated: fused, plain",
+       {"fused", "plain"});
+  list("--weight-qscheme", o.weight_qschemes,
+       "Weight qschemes, comma-separated: per_tensor_symmetric, per_tensor_affine, "
+       "per_channel_symmetric, per_channel_affine",
+       {"per_tensor_symmetric", "per_tensor_affine", "per_channel_symmetric", "per_channel_affine"});
+  list("--reduce-range", o.reduce_ranges,
+       "Activation reduce_range settings, comma-separated: off, on", {"off", "on"});
+  list("--weight-pattern", o.weight_patterns,
+       "Weight sign patterns, comma-separated: identity, negative, mixed, dense",
+       {"identity", "negative", "mixed", "dense"});
   command.add_option("--rows", o.rows, "Input height of every point (the seed: 256)")
+      ->transform(decimal_integer())
+      ->check(at_least(1))
       ->type_name("N")
       ->capture_default_str();
   command.add_option("--threads", o.threads, "Worker threads (default: every core); results do "
                                              "not depend on it")
+      ->transform(decimal_integer())
+      ->check(in_range(1, 1024))
       ->type_name("N");
   command.add_flag("--refine", o.refine,
                    "Bisect every outcome boundary down to adjacent float32 values of k");
@@ -356,18 +313,18 @@ void add_sweep_options(CLI::App& command, SweepCommandOptions& o) {
   command.add_option("--fail-on", o.fail_on,
                      "CI budgets NAME=LIMIT that every point must meet (" + budget_help() +
                          "); exit 1 naming every budget exceeded")
+      ->delimiter(',')
+      ->check(budget_item())
       ->type_name("BUDGETS");
 }
 
 int run_sweep_command(const SweepCommandOptions& o, const std::string& command_line) {
   return run_reporting_errors("qparity sweep", "try fewer --rows or threads", [&]() -> int {
     const SweepSpec spec = parse_spec(o);
-    const int threads = parse_threads(o.threads);
+    const int threads = thread_count(o.threads);
     const std::vector<Budget> budgets = parse_budgets(o.fail_on);
     check_distinct_outputs({{"--json", o.json_path}, {"--csv", o.csv_path}, {"--html", o.html_path}});
-    auto json_file = reserve_output(o.json_path, "--json");
-    auto csv_file = reserve_output(o.csv_path, "--csv");
-    auto html_file = reserve_output(o.html_path, "--html");
+    OutputFiles outputs({{"--json", o.json_path}, {"--csv", o.csv_path}, {"--html", o.html_path}});
     const CpuFeatures cpu = detect_cpu_features();
     SweepResult result;
     {
@@ -389,10 +346,10 @@ int run_sweep_command(const SweepCommandOptions& o, const std::string& command_l
       worst.error_mean = std::max(worst.error_mean, p.result.error_mean);
     }
     const RunContext context{command_line, check_budgets(budgets, worst)};
-    std::cout << render_console(spec, result, threads) << std::flush;
-    if (json_file) json_file->commit(render_json(spec, result, context));
-    if (csv_file) csv_file->commit(render_csv(result));
-    if (html_file) html_file->commit(render_sweep_html(spec, result, context));
+    if (outputs.wants("--json")) outputs.set("--json", render_json(spec, result, context));
+    if (outputs.wants("--csv")) outputs.set("--csv", render_csv(result));
+    if (outputs.wants("--html")) outputs.set("--html", render_sweep_html(spec, result, context));
+    outputs.write_all(render_console(spec, result, threads));
     if (!budgets.empty()) return report_budgets("qparity sweep", context.budgets);
     // A refused configuration is no agreement: it counts like a diverging point.
     const bool all_agree = std::all_of(result.points.begin(), result.points.end(), [](const SweepPoint& p) {

@@ -2,22 +2,24 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace qparity::cli {
 
+// The sweep options as CLI11 reads them: typed, lists split at commas, k at colons.
 struct SweepCommandOptions {
-  std::string k = "0.001:1000:61";
+  std::vector<std::string> k = {"0.001", "1000", "61"};  // START, STOP, COUNT
   bool log = false;
-  std::string backends = "fbgemm";
-  std::string observers = "fused";
-  std::string weight_qschemes = "per_tensor_symmetric";
-  std::string reduce_ranges = "off";
-  std::string weight_patterns = "identity";
-  std::string rows = "256";
-  std::optional<std::string> threads;
+  std::vector<std::string> backends = {"fbgemm"};
+  std::vector<std::string> observers = {"fused"};
+  std::vector<std::string> weight_qschemes = {"per_tensor_symmetric"};
+  std::vector<std::string> reduce_ranges = {"off"};
+  std::vector<std::string> weight_patterns = {"identity"};
+  int64_t rows = 256;
+  std::optional<int64_t> threads;
   bool refine = false;
   bool no_diagnosis = false;
   std::optional<std::string> json_path;
