@@ -44,6 +44,27 @@ void for_each_output(const Shape4& out, PerOutput&& per_output) {
         for (int64_t ow = 0; ow < out.w; ++ow) per_output(n, m, oh, ow);
 }
 
+struct FloatConvSums {
+  float sum = 0.0f, with_bias = 0.0f, output = 0.0f;
+};
+
+// One output of the reference float conv: products summed in float in tap order (channel, kh,
+// kw; padding taps skipped), then the bias, then the ReLU. on_tap(input index, weight index) sees
+// every product in summation order, which is how the trace shows the kernel's own arithmetic.
+template <typename OnTap>
+FloatConvSums float_conv_element(const FloatConv2dArgs& a, int64_t n, int64_t m, int64_t oh, int64_t ow,
+                                 OnTap&& on_tap) {
+  FloatConvSums s;
+  for_each_tap(a.input_shape, a.weight_shape, a.geometry, n, m, oh, ow, [&](int64_t, int64_t xi, int64_t wi) {
+    if (xi < 0) return;
+    on_tap(xi, wi);
+    s.sum += a.input[static_cast<size_t>(xi)] * a.weight[static_cast<size_t>(wi)];
+  });
+  s.with_bias = a.bias.empty() ? s.sum : s.sum + a.bias[static_cast<size_t>(m)];
+  s.output = a.relu ? std::max(s.with_bias, 0.0f) : s.with_bias;
+  return s;
+}
+
 void check_sizes(size_t have, int64_t want, const char* what) {
   if (static_cast<int64_t>(have) != want) {
     throw std::invalid_argument(std::string("conv2d: ") + what + " has " + std::to_string(have) +
@@ -210,15 +231,23 @@ void conv2d_float(const FloatConv2dArgs& a, std::vector<float>& result) {
   }
   size_t i = 0;
   for_each_output(out, [&](int64_t n, int64_t m, int64_t oh, int64_t ow) {
-    float sum = 0.0f;
-    for_each_tap(a.input_shape, a.weight_shape, a.geometry, n, m, oh, ow,
-                 [&](int64_t, int64_t xi, int64_t wi) {
-                   if (xi >= 0) sum += a.input[static_cast<size_t>(xi)] * a.weight[static_cast<size_t>(wi)];
-                 });
-    if (!a.bias.empty()) sum += a.bias[static_cast<size_t>(m)];
-    if (a.relu) sum = std::max(sum, 0.0f);
-    result[i++] = sum;
+    result[i++] = float_conv_element(a, n, m, oh, ow, [](int64_t, int64_t) {}).output;
   });
+}
+
+FloatConv2dTrace conv2d_float_trace(const FloatConv2dArgs& a, int64_t n, int64_t m, int64_t oh, int64_t ow) {
+  const Shape4 out = conv2d_output_shape(a.input_shape, a.weight_shape, a.geometry);
+  if (n < 0 || m < 0 || oh < 0 || ow < 0 || n >= out.n || m >= out.c || oh >= out.h || ow >= out.w) {
+    throw std::invalid_argument("conv2d_float_trace: the element lies outside the output");
+  }
+  FloatConv2dTrace t;
+  const FloatConvSums sums = float_conv_element(a, n, m, oh, ow, [&](int64_t xi, int64_t wi) {
+    t.taps.push_back({xi, wi, a.input[static_cast<size_t>(xi)], a.weight[static_cast<size_t>(wi)]});
+  });
+  t.sum = sums.sum;
+  t.with_bias = sums.with_bias;
+  t.output = sums.output;
+  return t;
 }
 
 std::vector<int32_t> conv2d_accumulators(const QuantizedConv2dArgs& a, AccumulationModel model) {

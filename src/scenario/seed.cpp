@@ -12,6 +12,7 @@
 #include "qparity/numerics/float32.h"
 #include "qparity/numerics/quantize.h"
 #include "qparity/model/convert.h"
+#include "qparity/ops/elementwise.h"
 #include "qparity/run/executor.h"
 
 namespace qparity {
@@ -603,32 +604,46 @@ MismatchCounts SeedExperiment::count_path_mismatches() const {
 }
 
 ElementTrace SeedExperiment::trace_fake_quant(const PathGrids& g, const ElementIndex& e) const {
-  ElementTrace t;
-  float sum = 0.0f;
+  // The QAT graph's ops at one element, each by its own trace: the input and weight fake-quants
+  // of every tap, the conv's tap walk (a 1x1 conv reads only the input column at (h, w)), the
+  // ReLU and the output fake-quant.
+  std::vector<FakeQuantTrace> inputs;
+  std::vector<float> column;
   for (int64_t c = 0; c < kSeedChannels; ++c) {
-    ElementTrace::Tap tap;
-    tap.channel = c;
-    tap.input = input_at({e.n, c, e.h, e.w});
-    tap.input_bin = fake_quant_bin(tap.input, g.input);
-    tap.input_dequantized = fake_quantize_value(tap.input, g.input);
-    tap.weight = weight_[static_cast<size_t>(e.c * kSeedChannels + c)];
-    tap.weight_bin = fake_quant_bin(tap.weight, g.weight_of(e.c));
-    tap.weight_dequantized = fake_quantize_value(tap.weight, g.weight_of(e.c));
-    sum += tap.input_dequantized * tap.weight_dequantized;  // conv2d_float's order
-    t.taps.push_back(tap);
+    inputs.push_back(fake_quant_trace(input_at({e.n, c, e.h, e.w}), g.input));
+    column.push_back(inputs.back().value);
+  }
+  std::vector<FakeQuantTrace> weights;
+  std::vector<float> w_fq;
+  for (size_t i = 0; i < weight_.size(); ++i) {
+    weights.push_back(fake_quant_trace(weight_[i], g.weight_of(static_cast<int64_t>(i) / kSeedChannels)));
+    w_fq.push_back(weights.back().value);
+  }
+  const FloatConv2dTrace conv = conv2d_float_trace(
+      {.input = column, .input_shape = {1, kSeedChannels, 1, 1}, .weight = w_fq, .weight_shape = weight_shape_,
+       .bias = bias_},
+      0, e.c, 0, 0);
+  ElementTrace t;
+  for (const FloatConvTap& tap : conv.taps) {
+    const FakeQuantTrace& x = inputs[static_cast<size_t>(tap.input_index)];
+    const FakeQuantTrace& w = weights[static_cast<size_t>(tap.weight_index)];
+    t.taps.push_back({.channel = tap.input_index, .input = x.input, .input_bin = x.bin,
+                      .input_dequantized = tap.input, .weight = w.input, .weight_bin = w.bin,
+                      .weight_dequantized = tap.weight});
   }
   t.bias = bias_[static_cast<size_t>(e.c)];
-  sum += t.bias;
-  t.accumulator = static_cast<double>(sum);
-  t.accumulator_real = sum;
-  const float relu = std::max(sum, 0.0f);
-  t.multiplier = 1.0f / g.output.scale;
-  t.pre_rounding = relu * t.multiplier;
-  t.rounded = static_cast<int64_t>(round_half_even(t.pre_rounding));
+  t.accumulator = static_cast<double>(conv.with_bias);
+  t.accumulator_real = conv.with_bias;
+  float relu = 0.0f;
+  relu_span(std::span<const float>(&conv.with_bias, 1), std::span<float>(&relu, 1));
+  const FakeQuantTrace out = fake_quant_trace(relu, g.output);
+  t.multiplier = out.inv_scale;
+  t.pre_rounding = out.pre_rounding;
+  t.rounded = static_cast<int64_t>(out.rounded);
   t.zero_point = g.output.zero_point;
-  t.unclamped = fake_quant_unclamped_bin(relu, g.output.scale, g.output.zero_point);
-  t.output_bin = fake_quant_bin(relu, g.output);
-  t.output_dequantized = fake_quantize_value(relu, g.output);
+  t.unclamped = out.unclamped;
+  t.output_bin = out.bin;
+  t.output_dequantized = out.value;
   return t;
 }
 

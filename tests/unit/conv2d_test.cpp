@@ -319,6 +319,42 @@ TEST(Conv2d, PointwiseFastKernelsEqualTheReference) {
   }
 }
 
+TEST(Conv2d, FloatTraceIsTheKernelsElementTapByTap) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> real(-3.0f, 3.0f);
+  for (int trial = 0; trial < 30; ++trial) {
+    const int64_t groups = 1 + trial % 2;
+    const Shape4 in{1, groups * (1 + trial % 4), 4 + trial % 3, 5};
+    const Shape4 wt{groups * 2, in.c / groups, 1 + trial % 3, 1 + (trial / 3) % 3};
+    std::vector<float> xf(static_cast<size_t>(in.numel())), wf(static_cast<size_t>(wt.numel()));
+    std::vector<float> bias(static_cast<size_t>(wt.n));
+    for (auto* v : {&xf, &wf, &bias}) for (float& e : *v) e = real(rng);
+    const FloatConv2dArgs fa{.input = xf, .input_shape = in, .weight = wf, .weight_shape = wt,
+                             .bias = trial % 2 ? std::span<const float>(bias) : std::span<const float>(),
+                             .geometry = {.pad_h = trial % 2, .pad_w = 1, .groups = groups},
+                             .relu = trial % 3 == 0};
+    const auto y = conv2d_float(fa);
+    const Shape4 out = conv2d_output_shape(in, wt, fa.geometry);
+    for (int64_t i = 0; i < out.numel(); i += 3) {
+      const int64_t ow = i % out.w, oh = i / out.w % out.h, m = i / (out.w * out.h) % out.c;
+      const FloatConv2dTrace t = conv2d_float_trace(fa, 0, m, oh, ow);
+      ASSERT_EQ(std::bit_cast<uint32_t>(t.output), std::bit_cast<uint32_t>(y[static_cast<size_t>(i)])) << i;
+      // The taps are the products the kernel summed, in its order.
+      float sum = 0.0f;
+      for (const FloatConvTap& tap : t.taps) {
+        ASSERT_EQ(tap.input, xf[static_cast<size_t>(tap.input_index)]);
+        ASSERT_EQ(tap.weight, wf[static_cast<size_t>(tap.weight_index)]);
+        sum += tap.input * tap.weight;
+      }
+      ASSERT_EQ(std::bit_cast<uint32_t>(sum), std::bit_cast<uint32_t>(t.sum));
+      ASSERT_LE(t.taps.size(), static_cast<size_t>(wt.c * wt.h * wt.w));
+    }
+  }
+  const std::vector<float> unit{1.0f};
+  const FloatConv2dArgs one{.input = unit, .input_shape = {1, 1, 1, 1}, .weight = unit, .weight_shape = {1, 1, 1, 1}};
+  EXPECT_THROW(conv2d_float_trace(one, 0, 1, 0, 0), std::invalid_argument);
+}
+
 TEST(Conv2d, OnednnRejectsNonzeroWeightZeroPoint) {
   const std::vector<uint8_t> x{1};
   const std::vector<int8_t> w{1};

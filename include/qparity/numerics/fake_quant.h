@@ -32,4 +32,27 @@ inline int64_t fake_quant_bin(float x, const QuantGrid& g) {
   return std::clamp(fake_quant_unclamped_bin(x, g.scale, g.zero_point), g.range.min, g.range.max);
 }
 
+// eq. 4.1 stage by stage for one value, from the functions above (what explain shows).
+struct FakeQuantTrace {
+  float input = 0.0f;
+  float inv_scale = 0.0f;     // f(1/s)
+  float pre_rounding = 0.0f;  // f(x * f(1/s))
+  float rounded = 0.0f;       // RNE of it
+  int64_t unclamped = 0;      // trunc64(f(zp + rounded))
+  int64_t bin = 0;            // clamped to the grid's range
+  float value = 0.0f;         // the fake-quantized output
+};
+
+inline FakeQuantTrace fake_quant_trace(float x, const QuantGrid& g) {
+  FakeQuantTrace t;
+  t.input = x;
+  t.inv_scale = 1.0f / g.scale;
+  t.pre_rounding = x * t.inv_scale;
+  t.rounded = round_half_even(t.pre_rounding);
+  t.unclamped = fake_quant_unclamped_bin(x, g.scale, g.zero_point);
+  t.bin = fake_quant_bin(x, g);
+  t.value = fake_quantize_value(x, g);
+  return t;
+}
+
 }  // namespace qparity

@@ -44,6 +44,22 @@ std::vector<float> conv2d_float(const FloatConv2dArgs& args);
 // The same into a caller's buffer (resized), so loops over blocks reuse memory.
 void conv2d_float(const FloatConv2dArgs& args, std::vector<float>& out);
 
+// One output element of conv2d_float as the reference kernel computes it: every product's
+// input and weight (flat indices and values) in summation order, the sum, the sum with the
+// bias, and the output (after the ReLU when fused). The trace walks the taps with the kernel's
+// own code, so `output` is the kernel's element bit for bit (tests/unit/conv2d_test.cpp).
+struct FloatConvTap {
+  int64_t input_index = 0, weight_index = 0;
+  float input = 0.0f, weight = 0.0f;
+};
+struct FloatConv2dTrace {
+  std::vector<FloatConvTap> taps;
+  float sum = 0.0f;
+  float with_bias = 0.0f;
+  float output = 0.0f;
+};
+FloatConv2dTrace conv2d_float_trace(const FloatConv2dArgs& args, int64_t n, int64_t m, int64_t oh, int64_t ow);
+
 struct QuantizedConv2dArgs {
   std::span<const uint8_t> input;  // quint8 bins
   Shape4 input_shape;
