@@ -1,5 +1,6 @@
 #include "qparity/diff/layer_compare.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <limits>
@@ -234,6 +235,36 @@ ReferenceCheck check_reference(const Graph& graph, const run::RunResult& run,
   std::string ignored;
   check.output_exact = differing(run.values[static_cast<size_t>(graph.output)], real_output, ignored) == 0;
   return check;
+}
+
+namespace {
+
+bool order_dependent(model::OpKind op) {
+  using model::OpKind;
+  return op == OpKind::kConv2d || op == OpKind::kLinear || op == OpKind::kBatchNorm || op == OpKind::kAvgPool2d ||
+         op == OpKind::kAdaptiveAvgPool2d || op == OpKind::kMean;
+}
+
+}  // namespace
+
+std::map<std::string, int64_t> order_sensitive_bins(const model::Graph& qat, const run::RunResult& run,
+                                                    const run::RunOptions& alternative) {
+  std::map<std::string, int64_t> out;
+  for (const Layer& layer : model::layers_of(qat)) {
+    const model::Node& last = qat.nodes[layer.nodes.back()];
+    const bool dependent = std::any_of(layer.nodes.begin(), layer.nodes.end(),
+                                       [&](size_t i) { return order_dependent(qat.nodes[i].op); });
+    if (!dependent || last.op != model::OpKind::kFakeQuant) continue;
+    const Tensor again = run::rerun_nodes(qat, run, layer.nodes, alternative);
+    const Tensor& before = run.values[static_cast<size_t>(last.output)];
+    // Fake-quantized values on one grid are equal exactly when their bins are.
+    int64_t differing = 0;
+    for (size_t i = 0; i < before.values.size(); ++i) {
+      differing += std::bit_cast<uint32_t>(before.values[i]) != std::bit_cast<uint32_t>(again.values[i]) ? 1 : 0;
+    }
+    out[layer.name] = differing;
+  }
+  return out;
 }
 
 }  // namespace qparity::diff

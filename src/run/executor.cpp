@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -93,38 +94,52 @@ class Executor {
     if (options_.profile == nullptr) throw std::invalid_argument("run_graph: a profile is required");
     result_.values.resize(graph.values.size());
     result_.final_points = graph.fake_quants;
-    for (size_t v = 0; v < graph.values.size(); ++v) {
-      if (graph.values[v].constant) {
-        constants_.push_back(float_tensor(graph.values[v].constant->dims, graph.values[v].constant->data));
-      }
-    }
-    size_t next = 0;
-    constant_of_.assign(graph.values.size(), -1);
-    for (size_t v = 0; v < graph.values.size(); ++v) {
-      if (graph.values[v].constant) constant_of_[v] = static_cast<int64_t>(next++);
-    }
+    constants_.resize(graph.values.size());
   }
 
   RunResult run(Tensor input) {
     result_.values[static_cast<size_t>(graph_.input)] = std::move(input);
-    for (size_t i = 0; i < graph_.nodes.size(); ++i) {
-      const Node& node = graph_.nodes[i];
-      try {
-        run_node(i, node);
-      } catch (const std::invalid_argument& e) {
-        throw OpRefused(node, e.what());
-      }
+    for (size_t i = 0; i < graph_.nodes.size(); ++i) run_checked(i);
+    return std::move(result_);
+  }
+
+  // Runs only `nodes`, reading every value they do not compute from `base`.
+  RunResult run_on(const RunResult& base, const std::vector<size_t>& nodes) {
+    base_ = &base;
+    local_.assign(graph_.values.size(), false);
+    for (const size_t i : nodes) {
+      run_checked(i);
+      local_[static_cast<size_t>(graph_.nodes[i].output)] = true;
     }
     return std::move(result_);
   }
 
  private:
+  void run_checked(size_t i) {
+    const Node& node = graph_.nodes[i];
+    try {
+      run_node(i, node);
+    } catch (const std::invalid_argument& e) {
+      throw OpRefused(node, e.what());
+    }
+  }
+
   const Tensor& in(const Node& node, size_t k) const {
     const auto id = static_cast<size_t>(node.inputs.at(k));
-    if (constant_of_[id] >= 0) return constants_[static_cast<size_t>(constant_of_[id])];
+    if (graph_.values[id].constant) return constant(id);
+    if (base_ != nullptr && !local_[id]) return base_->values.at(id);
     return result_.values[id];
   }
   Tensor& out(const Node& node) { return result_.values[static_cast<size_t>(node.output)]; }
+
+  // A constant as a tensor, made on first use: a local re-run touches only its layer's.
+  const Tensor& constant(size_t id) const {
+    if (!constants_[id]) {
+      const model::ConstantTensor& c = *graph_.values[id].constant;
+      constants_[id] = std::make_unique<Tensor>(float_tensor(c.dims, c.data));
+    }
+    return *constants_[id];
+  }
 
   void run_node(size_t index, const Node& node) {
     switch (node.op) {
@@ -853,8 +868,9 @@ class Executor {
   const model::Graph& graph_;
   RunOptions options_;
   RunResult result_;
-  std::vector<Tensor> constants_;
-  std::vector<int64_t> constant_of_;
+  mutable std::vector<std::unique_ptr<Tensor>> constants_;  // by ValueId
+  const RunResult* base_ = nullptr;  // a local re-run's source of the values it does not compute
+  std::vector<bool> local_;          // values the local re-run computed
 };
 
 }  // namespace
@@ -879,6 +895,13 @@ std::vector<UsedQParams> fake_quant_qparams(model::FakeQuantPoint& point, QParam
     point.zero_point[c] = m.zero_point_buffer;
   }
   return out;
+}
+
+Tensor rerun_nodes(const model::Graph& graph, const RunResult& base, const std::vector<size_t>& nodes,
+                   const RunOptions& options) {
+  if (nodes.empty()) throw std::invalid_argument("rerun_nodes: no nodes");
+  RunResult r = Executor(graph, options).run_on(base, nodes);
+  return std::move(r.values.at(static_cast<size_t>(graph.nodes.at(nodes.back()).output)));
 }
 
 RunResult run_graph(const model::Graph& graph, Tensor input, const RunOptions& options) {

@@ -2,13 +2,16 @@
 // the two paths, the scalar ops' output grids, and eager convert() on a hand-built QAT graph.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <vector>
 
+#include "qparity/diff/layer_compare.h"
 #include "qparity/model/convert.h"
 #include "qparity/model/graph.h"
 #include "qparity/ops/aten_loop.h"
 #include "qparity/ops/quantized_mul.h"
 #include "qparity/profile/backend_profile.h"
+#include "qparity/run/executor.h"
 
 namespace qparity {
 namespace {
@@ -166,6 +169,46 @@ TEST(ConvertEager, RefusesALayerItCannotConvert) {
   g.convert_sources.clear();  // the linear's module state is unknown
   const BackendProfile profile = *make_backend_profile("qnnpack", {});
   EXPECT_THROW(model::convert_eager(g, profile), std::invalid_argument);
+}
+
+// Float kernels that compute a linear layer as the reference does, then move each output one
+// ulp up: another summation order, as far as a bin right at a rounding boundary can tell.
+class OneUlpUp final : public run::FloatKernels {
+ public:
+  std::string_view name() const override { return "one ulp up"; }
+  bool run(const model::Node& node, std::span<const run::Tensor* const> in, bool, run::Tensor& out) override {
+    if (node.op != model::OpKind::kLinear) return false;
+    const run::Tensor& x = *in[0];
+    const run::Tensor& w = *in[1];
+    for (size_t m = 0; m < out.values.size(); ++m) {
+      float sum = 0.0f;
+      for (size_t k = 0; k < x.values.size(); ++k) sum += x.values[k] * w.values[m * x.values.size() + k];
+      out.values[m] = std::nextafter(sum, INFINITY);
+    }
+    return true;
+  }
+};
+
+TEST(OrderSensitiveBins, CountsTheBinsAnotherSummationOrderFlips) {
+  // quant (scale 1/128) -> fc (weights [[0.5, -0.25], [1, 0.125]] on scale 1/64) -> output
+  // fake-quant (scale 1); every point uses its buffers.
+  model::Graph g = tiny_qat(false);
+  for (auto& p : g.fake_quants) p.kind = FakeQuantModuleKind::kFakeQuantize;
+  g.fake_quants[0].scale = {1.0f / 128.0f};
+  g.fake_quants[1].scale = {1.0f / 64.0f};
+  g.fake_quants[2].scale = {1.0f};
+  const BackendProfile profile = *make_backend_profile("qnnpack", {});
+  // Output 0 is exactly 0.5, a tie that rounds to bin 0; one ulp more rounds to bin 1. Output 1
+  // (1.0) stays in bin 1.
+  const run::RunResult base =
+      run::run_graph(g, run::float_tensor({1, 2}, {1.0f, 0.0f}), {.profile = &profile});
+  OneUlpUp other;
+  const auto counts = diff::order_sensitive_bins(g, base, {.profile = &profile, .float_kernels = &other});
+  ASSERT_EQ(counts.count("fc"), 1U);
+  EXPECT_EQ(counts.at("fc"), 1);
+  EXPECT_EQ(counts.count("quant"), 0U);  // no order-dependent op
+  // The same kernels again change nothing.
+  EXPECT_EQ(diff::order_sensitive_bins(g, base, {.profile = &profile}).at("fc"), 0);
 }
 
 }  // namespace

@@ -52,6 +52,7 @@ struct ModelOptions {
   std::string backend;
   int threads = 1;
   int torch_threads = 1;
+  bool no_order_check = false;
   bool no_reference = false;
   std::optional<std::string> json_path;
   std::optional<std::string> html_path;
@@ -227,6 +228,18 @@ std::pair<run::RunResult, run::RunResult> run_both_paths(const model::Graph& qat
   return {fq.get(), std::move(q)};
 }
 
+// Which QAT bins libtorch's float kernels' summation order decides: each order-dependent layer
+// again with qparity's sequential reference kernels on the same inputs.
+void check_summation_order(const model::Graph& qat, const run::RunResult& fq_run, const BackendProfile& profile,
+                           int torch_threads, cli::ModelReport& report) {
+  const run::RunOptions reference_order{.profile = &profile, .framework_threads = torch_threads};
+  const auto counts = diff::order_sensitive_bins(qat, fq_run, reference_order);
+  for (auto& layer : report.comparison.layers) {
+    if (const auto it = counts.find(layer.name); it != counts.end()) layer.order_sensitive_bins = it->second;
+  }
+  report.order_check = "qparity's sequential reference kernels instead of " + report.float_kernels;
+}
+
 void progress(const std::string& line) {
   if (::isatty(STDERR_FILENO) == 1) std::cerr << "qparity model: " << line << "\n";
 }
@@ -330,6 +343,7 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(o.qat_file + (one_file ? "" : " and " + o.int8_file) + ": " + e.what());
   }
+  if (!o.no_order_check) check_summation_order(qat.graph, fq_run, *profile, o.torch_threads, report);
   const run::Tensor& fq_out = fq_run.values[static_cast<size_t>(qat.graph.output)];
   const run::Tensor& q_out = q_run.values[static_cast<size_t>(int8.graph.output)];
   report.fake_quant_output = cli::output_values(fq_out);
@@ -406,6 +420,9 @@ int main(int argc, char** argv) {
                  "default: this machine's CPU count)")
       ->check(CLI::Range(1, 256))
       ->default_val(std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 256));
+  app.add_flag("--no-order-check", o.no_order_check,
+               "Skip counting the QAT bins that the float kernels' summation order decides (each conv,\n"
+               "linear, batch-norm and pooling layer re-run with qparity's sequential kernels)");
   app.add_option("--torch-threads", o.torch_threads,
                  "PyTorch's thread count to emulate: its float conv backend choice depends on it")
       ->check(CLI::Range(1, 256))

@@ -85,7 +85,8 @@ Json layer_json(const diff::LayerComparison& l) {
                   {"max_abs_error", real(l.max_abs_error)},
                   {"rmse_over_scale", real(l.rmse_over_scale)},
                   {"cosine", real(l.cosine)},
-                  {"first_mismatch", first_mismatch_json(l)}};
+                  {"first_mismatch", first_mismatch_json(l)},
+                  {"order_sensitive_bins", l.order_sensitive_bins ? Json(*l.order_sensitive_bins) : Json()}};
   Json fq = {{"scale", l.fake_quant_grid.scale},
              {"zero_point", l.fake_quant_grid.zero_point},
              {"own_output_fake_quant", l.fake_quant_grid_is_own},
@@ -99,6 +100,33 @@ Json layer_json(const diff::LayerComparison& l) {
   return {{"name", l.name},    {"op", l.op}, {"shape", l.dims},
           {"fake_quant", fq},  {"int8", q},  {"same_grid", l.same_grid},
           {"compare", compare}};
+}
+
+// The QAT bins summation order decides, over all layers, and the layers with any.
+struct OrderTotals {
+  int64_t bins = 0;
+  int64_t layers_checked = 0;
+  std::vector<std::string> layers;
+};
+
+OrderTotals order_totals(const ModelReport& r) {
+  OrderTotals t;
+  for (const auto& l : r.comparison.layers) {
+    if (!l.order_sensitive_bins) continue;
+    ++t.layers_checked;
+    t.bins += *l.order_sensitive_bins;
+    if (*l.order_sensitive_bins > 0) t.layers.push_back(l.name);
+  }
+  return t;
+}
+
+Json order_check_json(const ModelReport& r) {
+  if (r.order_check.empty()) return Json();
+  const OrderTotals t = order_totals(r);
+  return {{"alternative", r.order_check},
+          {"layers_checked", t.layers_checked},
+          {"bins", t.bins},
+          {"layers", t.layers}};
 }
 
 }  // namespace
@@ -212,6 +240,12 @@ std::string render_model_console(const ModelReport& r) {
   } else {
     out += "reference check skipped: " + r.reference_skipped + "\n";
   }
+  if (!r.order_check.empty()) {
+    const OrderTotals t = order_totals(r);
+    out += fmt::format("QAT summation order: {} bins in {} of {} checked layers change with {}{}\n", t.bins,
+                       t.layers.size(), t.layers_checked, r.order_check,
+                       t.layers.empty() ? "" : " (first: " + t.layers.front() + "); PyTorch's own order decides them");
+  }
   out += convert_text(r);
   for (const auto& v : r.budgets) {
     out += fmt::format("budget {}={}: {} ({}{})\n", v.budget, v.limit,
@@ -244,7 +278,8 @@ std::string render_model_json(const ModelReport& r) {
                         {"output_max_abs_difference", real(c.output_max_abs_difference)},
                         {"top1_agreement", {{"rows", c.top1_rows}, {"agreeing", c.top1_agreeing}}},
                         {"observers_moved", r.moved_points},
-                        {"reference_exact", r.qat_reference ? Json(reference_exact(r)) : Json()}};
+                        {"reference_exact", r.qat_reference ? Json(reference_exact(r)) : Json()},
+                        {"order_check", order_check_json(r)}};
   Json doc = {{"schema", "qparity.model/1"},
               {"qparity_version", std::string(version())},
               {"command_line", r.command_line},

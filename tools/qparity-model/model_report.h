@@ -28,6 +28,9 @@ struct ModelReport {
   BackendProfile profile;
   int torch_threads = 1;
   std::string float_kernels;  // who computed the QAT path's order-dependent float ops
+  // The other summation order the QAT layers were re-run with (empty: not checked); each
+  // layer's count is in its comparison's order_sensitive_bins.
+  std::string order_check;
   diff::ModelComparison comparison;
   std::vector<float> fake_quant_output, int8_output;
   std::vector<std::string> moved_points;  // fake-quant points whose observer moved in the run

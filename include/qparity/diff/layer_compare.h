@@ -43,6 +43,9 @@ struct LayerComparison {
   double rmse_over_scale = 0.0;  // RMSE of the values in units of the int8 scale (TFLite's figure)
   double cosine = 1.0;
   std::optional<LayerMismatch> first_mismatch;
+  // QAT output bins of this layer that its float kernels' summation order decides (see
+  // order_sensitive_bins); absent when not measured or the layer has no order-dependent op.
+  std::optional<int64_t> order_sensitive_bins;
 };
 
 struct ModelComparison {
@@ -60,6 +63,14 @@ struct ModelComparison {
 // quantized int8 layer with no QAT layer of the same name, or different shapes).
 ModelComparison compare_paths(const model::Graph& fake_quant, const run::RunResult& fake_quant_run,
                               const model::Graph& int8, const run::RunResult& int8_run);
+
+// The QAT bins that summation order decides: every QAT layer that ends in a fake-quant and has a
+// float op whose result depends on the kernel's summation order (conv, linear, batch norm,
+// average pools, mean) is re-run on the inputs `run` gave it, under `alternative` (other float
+// kernels, e.g. qparity's sequential reference instead of the framework's), and the output
+// elements whose bins change are counted. Keyed by layer name.
+std::map<std::string, int64_t> order_sensitive_bins(const model::Graph& qat, const run::RunResult& run,
+                                                    const run::RunOptions& alternative);
 
 // Emulated against real, per layer of one path.
 struct ReferenceLayer {

@@ -65,4 +65,10 @@ class OpRefused : public std::runtime_error {
 // and OpRefused naming the node when an op cannot run as the framework would.
 RunResult run_graph(const model::Graph& graph, Tensor input, const RunOptions& options);
 
+// A local re-run: runs `nodes` (indices into graph.nodes, in order, e.g. one layer's) again under
+// `options`, reading every input they do not compute themselves from `base` (a run of the same
+// graph), and returns the last node's output. Fake-quant points start from the graph's state.
+Tensor rerun_nodes(const model::Graph& graph, const RunResult& base, const std::vector<size_t>& nodes,
+                   const RunOptions& options);
+
 }  // namespace qparity::run
