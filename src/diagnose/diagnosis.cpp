@@ -205,10 +205,12 @@ void add_element_evidence(Finding& f, int p, const SeedExperiment& experiment,
 
 // Kernel-step classification of one element whose bin differs between the fake-quant path on
 // the int8 grids and the int8 path itself.
-DivergenceClass classify_kernel_element(const SeedExperiment& experiment, const PathGrids& grids,
+DivergenceClass classify_kernel_element(const SeedExperiment& experiment,
+                                        const SeedExperiment::TraceWeights& weights,
                                         const ElementIndex& e, std::string& detail) {
-  const ElementTrace f = experiment.trace_fake_quant(grids, e);
-  const ElementTrace q = experiment.trace_int8(grids, e);
+  const PathGrids& grids = weights.grids;
+  const ElementTrace f = experiment.trace_fake_quant(weights, e);
+  const ElementTrace q = experiment.trace_int8(weights, e);
   if (q.accumulator_exact != static_cast<int64_t>(q.accumulator)) {
     detail = "the int32 accumulator saturated: exact " + std::to_string(q.accumulator_exact) +
              ", kernel " + detail::g9(q.accumulator) + " (" +
@@ -427,11 +429,12 @@ Diagnosis diagnose(const SeedExperiment& experiment, const SeedResult& r) {
   std::map<DivergenceClass, Finding> kernel;
   const int64_t still_open = count_set(open);
   if (still_open > 0) mark_differences(*previous, target, changed);
+  const SeedExperiment::TraceWeights weights = experiment.trace_weights(grids);
   for (size_t i = 0; still_open > 0 && i < n; ++i) {
     if (!(open[i] & changed[i])) continue;
     const ElementIndex e = unravel(shape, static_cast<int64_t>(i));
     std::string detail;
-    const DivergenceClass c = classify_kernel_element(experiment, grids, e, detail);
+    const DivergenceClass c = classify_kernel_element(experiment, weights, e, detail);
     Finding& f = kernel[c];
     if (f.explains_elements == 0) {
       f.divergence_class = c;

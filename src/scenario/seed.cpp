@@ -603,22 +603,36 @@ MismatchCounts SeedExperiment::count_path_mismatches() const {
   return total;
 }
 
+SeedExperiment::TraceWeights SeedExperiment::trace_weights(const PathGrids& g) const {
+  TraceWeights w{g, {}, {}, quantize_weight(g)};
+  for (size_t i = 0; i < weight_.size(); ++i) {
+    w.fake_quant.push_back(fake_quant_trace(weight_[i], g.weight_of(static_cast<int64_t>(i) / kSeedChannels)));
+    w.fake_quantized.push_back(w.fake_quant.back().value);
+  }
+  return w;
+}
+
 ElementTrace SeedExperiment::trace_fake_quant(const PathGrids& g, const ElementIndex& e) const {
+  return trace_fake_quant(trace_weights(g), e);
+}
+
+ElementTrace SeedExperiment::trace_int8(const PathGrids& g, const ElementIndex& e) const {
+  return trace_int8(trace_weights(g), e);
+}
+
+ElementTrace SeedExperiment::trace_fake_quant(const TraceWeights& tw, const ElementIndex& e) const {
   // The QAT graph's ops at one element, each by its own trace: the input and weight fake-quants
   // of every tap, the conv's tap walk (a 1x1 conv reads only the input column at (h, w)), the
   // ReLU and the output fake-quant.
-  std::vector<FakeQuantTrace> inputs;
-  std::vector<float> column;
+  const PathGrids& g = tw.grids;
+  std::array<FakeQuantTrace, kSeedChannels> inputs;
+  std::array<float, kSeedChannels> column{};
   for (int64_t c = 0; c < kSeedChannels; ++c) {
-    inputs.push_back(fake_quant_trace(input_at({e.n, c, e.h, e.w}), g.input));
-    column.push_back(inputs.back().value);
+    inputs[static_cast<size_t>(c)] = fake_quant_trace(input_at({e.n, c, e.h, e.w}), g.input);
+    column[static_cast<size_t>(c)] = inputs[static_cast<size_t>(c)].value;
   }
-  std::vector<FakeQuantTrace> weights;
-  std::vector<float> w_fq;
-  for (size_t i = 0; i < weight_.size(); ++i) {
-    weights.push_back(fake_quant_trace(weight_[i], g.weight_of(static_cast<int64_t>(i) / kSeedChannels)));
-    w_fq.push_back(weights.back().value);
-  }
+  const std::vector<FakeQuantTrace>& weights = tw.fake_quant;
+  const std::vector<float>& w_fq = tw.fake_quantized;
   const FloatConv2dTrace conv = conv2d_float_trace(
       {.input = column, .input_shape = {1, kSeedChannels, 1, 1}, .weight = w_fq, .weight_shape = weight_shape_,
        .bias = bias_},
@@ -647,9 +661,10 @@ ElementTrace SeedExperiment::trace_fake_quant(const PathGrids& g, const ElementI
   return t;
 }
 
-ElementTrace SeedExperiment::trace_int8(const PathGrids& g, const ElementIndex& e) const {
+ElementTrace SeedExperiment::trace_int8(const TraceWeights& tw, const ElementIndex& e) const {
   ElementTrace t;
-  const std::vector<int8_t> w_q = quantize_weight(g);
+  const PathGrids& g = tw.grids;
+  const std::vector<int8_t>& w_q = tw.quantized;
   const QuantGrid in_grid{g.input.scale, g.input.zero_point, storage_range(QDType::kQUInt8)};
   // The accumulator of one element: run the conv on that element's input column only.
   std::vector<uint8_t> column(static_cast<size_t>(kSeedChannels));

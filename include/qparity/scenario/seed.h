@@ -16,6 +16,7 @@
 
 #include "qparity/diff/compare.h"
 #include "qparity/model/graph.h"
+#include "qparity/numerics/fake_quant.h"
 #include "qparity/numerics/fake_quant_module.h"
 #include "qparity/ops/conv2d.h"
 #include "qparity/profile/backend_profile.h"
@@ -167,6 +168,18 @@ class SeedExperiment {
 
   ElementTrace trace_fake_quant(const PathGrids& grids, const ElementIndex& index) const;
   ElementTrace trace_int8(const PathGrids& grids, const ElementIndex& index) const;
+
+  // What element traces need of the weights on given grids, made once for many traces (the
+  // diagnosis classifies every open element).
+  struct TraceWeights {
+    PathGrids grids;
+    std::vector<FakeQuantTrace> fake_quant;  // every weight's fake quantization (QAT path)
+    std::vector<float> fake_quantized;
+    std::vector<int8_t> quantized;  // convert()'s int8 weights
+  };
+  TraceWeights trace_weights(const PathGrids& grids) const;
+  ElementTrace trace_fake_quant(const TraceWeights& weights, const ElementIndex& index) const;
+  ElementTrace trace_int8(const TraceWeights& weights, const ElementIndex& index) const;
 
   // Both paths with their own qparams, every element computed, block by block, counting
   // mismatching elements without keeping the outputs (what a fix verification needs). The
