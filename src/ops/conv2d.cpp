@@ -267,6 +267,55 @@ int32_t pair_saturated_output(const QuantizedConv2dArgs& a, const PairModel& pai
   return wrap_add(sum, count * a.input_zero_point * w_zp);
 }
 
+// Fast pointwise accumulation for the models that pair channels (eq. 6.5, 6.5b, 6.6, 6.6b): with
+// one tap and no padding they all sum sat16(x_2j·w_2j + x_2j+1·w_2j+1) over channel pairs, then
+// apply both zero points as pair_saturated_output does. Proven identical to the reference in
+// conv2d_test.cpp.
+QPARITY_MULTIVERSION
+void conv2d_accumulators_pointwise_pairs(const QuantizedConv2dArgs& a, const Shape4& out,
+                                         std::vector<int32_t>& acc) {
+  const auto plane = static_cast<size_t>(out.h * out.w);
+  const int64_t group_channels = a.input_shape.c / a.geometry.groups;
+  const int64_t outputs_per_group = a.weight_shape.n / a.geometry.groups;
+  const bool per_channel = a.weight_zero_points.size() > 1;
+  const int64_t x_zp = a.input_zero_point;
+  const auto channels = static_cast<size_t>(group_channels);
+  std::vector<const uint8_t*> x(channels);
+  std::vector<int32_t> w(channels);
+  for (int64_t n = 0; n < out.n; ++n) {
+    for (int64_t m = 0; m < out.c; ++m) {
+      auto* sum =
+          reinterpret_cast<uint32_t*>(acc.data()) + static_cast<size_t>(n * out.c + m) * plane;
+      const int64_t w_zp = a.weight_zero_points[per_channel ? static_cast<size_t>(m) : 0];
+      const int64_t first_channel = (m / outputs_per_group) * group_channels;
+      int64_t weight_sum = 0;
+      for (size_t c = 0; c < channels; ++c) {
+        w[c] = a.weight[static_cast<size_t>(m * group_channels) + c];
+        weight_sum += w[c];
+        x[c] = a.input.data() +
+               static_cast<size_t>(n * a.input_shape.c + first_channel + static_cast<int64_t>(c)) *
+                   plane;
+      }
+      const auto offset = static_cast<uint32_t>(-x_zp * weight_sum + group_channels * x_zp * w_zp);
+      for (size_t p = 0; p < plane; ++p) {
+        uint32_t s = offset;
+        int64_t input_sum = 0;
+        size_t c = 0;
+        for (; c + 1 < channels; c += 2) {
+          const int32_t pair = x[c][p] * w[c] + x[c + 1][p] * w[c + 1];
+          s += static_cast<uint32_t>(std::clamp(pair, -32768, 32767));
+          input_sum += x[c][p] + x[c + 1][p];
+        }
+        if (c < channels) {
+          s += static_cast<uint32_t>(x[c][p] * w[c]);
+          input_sum += x[c][p];
+        }
+        sum[p] = s - static_cast<uint32_t>(w_zp * input_sum);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 Shape4 conv2d_output_shape(const Shape4& input, const Shape4& weight, const Conv2dGeometry& g) {
@@ -332,10 +381,15 @@ void conv2d_accumulators(const QuantizedConv2dArgs& a, AccumulationModel model,
   check_sizes(a.weight.size(), a.weight_shape.numel(), "weight");
   const bool per_channel = a.weight_zero_points.size() > 1;
   acc.resize(static_cast<size_t>(out.numel()));
-  if (model == AccumulationModel::kExactInt32 && is_pointwise(a.weight_shape, a.geometry) &&
-      !a.force_reference) {
-    conv2d_accumulators_pointwise(a, out, acc);
-    return;
+  if (is_pointwise(a.weight_shape, a.geometry) && !a.force_reference) {
+    if (model == AccumulationModel::kExactInt32) {
+      conv2d_accumulators_pointwise(a, out, acc);
+      return;
+    }
+    if (pair_model_of(model).order != PairModel::Order::kTapsPerChannel) {
+      conv2d_accumulators_pointwise_pairs(a, out, acc);
+      return;
+    }
   }
   const int64_t taps = a.weight_shape.h * a.weight_shape.w;
   const int64_t group_channels = a.weight_shape.c;

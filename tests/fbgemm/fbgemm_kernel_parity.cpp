@@ -95,6 +95,7 @@ struct Tally {
   int64_t differing = 0;
   int64_t interior = 0;     // outputs strictly inside (0, 255): not decided by a clamp
   int64_t saturated = 0;    // the profile's accumulator differs from exact Σ(x-x_zp)(w-w_zp)
+  int64_t exact_fails = 0;  // exact accumulation would give another bin than FBGEMM
   int64_t fma_decides = 0;  // two roundings of the per-tensor bias would give another bin
 };
 
@@ -236,9 +237,12 @@ void fill_case(Rng& r, ConvCase& c) {
       case 0:
         b = -acc * atws * (1.0 + r.real(-1e-6, 1e-6));
         break;  // nearly cancels
-      case 1:
-        b = (-acc + r.integer(-3, 3) + 0.5) * atws;
-        break;  // on a half step
+      case 1: {
+        // f(acc) + b·rcp lands on an output tie (k + 0.5) / C: one rounding or two decides the bin.
+        const double c_mult = static_cast<double>(atws / c.out_scale);
+        b = (-acc + (static_cast<double>(r.integer(-40, 40)) + 0.5) / c_mult) * atws;
+        break;
+      }
       case 2:
         b = r.real(-1.0, 1.0) * static_cast<double>(spread) * atws;
         break;
@@ -294,6 +298,13 @@ std::vector<int32_t> column_offsets(const ConvCase& c) {
   return col;
 }
 
+// Extra elements behind every buffer FBGEMM reads or writes: its groupwise kernel handles groups
+// in packs of numOfGroupsTogether and stores a whole pack's outputs (and row offsets) even when
+// the group count is not a multiple of it (e.g. 5 groups of 4 channels on AVX2), which lands
+// behind exactly sized buffers. PyTorch's allocations hide this in their slack; only the first
+// numel() elements are results.
+constexpr size_t kSlack = 4096;
+
 template <bool kRelu, fbgemm::QuantizationGranularity kGran>
 std::vector<uint8_t> fbgemm_conv_nhwc(const ConvCase& c) {
   const auto conv_p = conv_param(c);
@@ -307,7 +318,7 @@ std::vector<uint8_t> fbgemm_conv_nhwc(const ConvCase& c) {
           w_nhwc[static_cast<size_t>(((o * kh + y) * kw + x) * cg + i)] =
               c.w[static_cast<size_t>(((o * cg + i) * kh + y) * kw + x)];
   fbgemm::PackWeightsForConv<2> packed(conv_p, w_nhwc.data());
-  std::vector<uint8_t> x_nhwc(c.x.size());
+  std::vector<uint8_t> x_nhwc(c.x.size() + kSlack);
   const Shape4& s = c.input;
   for (int64_t n = 0; n < s.n; ++n)
     for (int64_t ch = 0; ch < s.c; ++ch)
@@ -318,7 +329,7 @@ std::vector<uint8_t> fbgemm_conv_nhwc(const ConvCase& c) {
   const Multipliers mult = multipliers(c);
   const std::vector<int32_t> col = column_offsets(c);
   const Shape4 out = qparity::conv2d_output_shape(c.input, c.weight, c.geometry);
-  std::vector<uint8_t> y(static_cast<size_t>(out.numel()), 0xEE);
+  std::vector<uint8_t> y(static_cast<size_t>(out.numel()) + kSlack, 0xEE);
   std::vector<int32_t> buffer(y.size());
   fbgemm::DoNothing<> done{};
   fbgemm::ReQuantizeOutput<kRelu, kGran, float> requant(
@@ -327,18 +338,22 @@ std::vector<uint8_t> fbgemm_conv_nhwc(const ConvCase& c) {
       static_cast<int>(c.geometry.groups), mult.atws.data());
   fbgemm::fbgemmConv<decltype(requant), 2, int32_t>(conv_p, x_nhwc.data(), packed, y.data(),
                                                     buffer.data(), requant, 0, 1);
+  y.resize(static_cast<size_t>(out.numel()));
   return y;
 }
 
 template <bool kRelu, fbgemm::QuantizationGranularity kGran>
 std::vector<uint8_t> fbgemm_linear(const ConvCase& c) {
-  const auto rows = static_cast<int>(c.input.n), k = static_cast<int>(c.input.c);
-  const auto n = static_cast<int>(c.weight.n);
-  fbgemm::PackBMatrix<int8_t> packed_b(fbgemm::matrix_op_t::Transpose, k, n, c.w.data(), k, nullptr,
-                                       1);
+  // FBGEMM takes these sizes as uint32_t, except PackBMatrix (int32_t).
+  const auto rows = static_cast<uint32_t>(c.input.n), k = static_cast<uint32_t>(c.input.c);
+  const auto n = static_cast<uint32_t>(c.weight.n);
+  fbgemm::PackBMatrix<int8_t> packed_b(fbgemm::matrix_op_t::Transpose, static_cast<int32_t>(k),
+                                       static_cast<int32_t>(n), c.w.data(), static_cast<int32_t>(k),
+                                       nullptr, 1);
   const Multipliers mult = multipliers(c);
   const std::vector<int32_t> col = column_offsets(c);
-  std::vector<int32_t> row_offsets(fbgemm::PackAWithRowOffset<uint8_t>::rowOffsetBufferSize());
+  std::vector<int32_t> row_offsets(
+      static_cast<size_t>(fbgemm::PackAWithRowOffset<uint8_t>::rowOffsetBufferSize()));
   fbgemm::PackAWithRowOffset<uint8_t> packed_a(fbgemm::matrix_op_t::NoTranspose, rows, k,
                                                c.x.data(), k, nullptr, 1, row_offsets.data());
   std::vector<uint8_t> y(static_cast<size_t>(rows) * static_cast<size_t>(n), 0xEE);
@@ -346,8 +361,7 @@ std::vector<uint8_t> fbgemm_linear(const ConvCase& c) {
   fbgemm::DoNothing<> done{};
   fbgemm::ReQuantizeOutput<kRelu, kGran, float> requant(
       done, mult.c.data(), c.out_zp, c.x_zp, c.w_zps.data(), packed_a.getRowOffsetBuffer(),
-      col.data(), c.has_bias ? c.bias.data() : nullptr, static_cast<uint32_t>(n), 1,
-      mult.atws.data());
+      col.data(), c.has_bias ? c.bias.data() : nullptr, n, 1, mult.atws.data());
   fbgemm::fbgemmPacked(packed_a, packed_b, y.data(), buffer.data(), n, requant, 0, 1);
   return y;
 }
@@ -404,12 +418,17 @@ std::string describe(const ConvCase& c) {
 // Compares one case; `profile` is qparity's fbgemm profile for the class of the kernel that runs
 // it.
 void compare_case(const ConvCase& c, const qparity::BackendProfile& profile) {
+  // QPARITY_FBGEMM_VERBOSE=1 names every case before FBGEMM runs it.
+  static const bool verbose = std::getenv("QPARITY_FBGEMM_VERBOSE") != nullptr;
+  if (verbose) std::printf("case %s\n", describe(c).c_str());
+  std::fflush(stdout);
   const auto real = run_fbgemm(c);
   const auto args = qparity_args(c);
   const auto mine = qparity::conv2d_quantized(profile, args);
   const AccumulationModel model = qparity::conv2d_accumulation(profile, args);
   const auto acc = qparity::conv2d_accumulators(args, model);
   const auto exact = qparity::conv2d_accumulators(args, AccumulationModel::kExactInt32);
+  const auto channels = qparity::conv2d_requant_channels(profile, args);
   auto two_roundings = profile;
   two_roundings.per_tensor_bias_add = qparity::BiasAddRounding::kTwoRoundings;
   const auto unfused = qparity::conv2d_quantized(two_roundings, args);
@@ -422,6 +441,8 @@ void compare_case(const ConvCase& c, const qparity::BackendProfile& profile) {
     t.interior += real[i] > 0 && real[i] < 255;
     t.saturated += acc[i] != exact[i];
     t.fma_decides += unfused[i] != real[i];
+    t.exact_fails +=
+        qparity::requantize(exact[i], channels[(i / plane) % static_cast<size_t>(o.c)]) != real[i];
     if (real[i] == mine[i]) continue;
     ++t.differing;
     if (g_reported++ < 20) {
@@ -472,7 +493,8 @@ ConvCase im2col_case(Rng& r, int index) {
                 .dilation_h = r.integer(1, 2),
                 .dilation_w = 1,
                 .groups = groups};
-  c.input = {r.integer(1, 2), groups * cg, r.integer(5, 8), r.integer(5, 9)};
+  const int64_t span_h = c.geometry.dilation_h * (kh - 1) + 1;
+  c.input = {r.integer(1, 2), groups * cg, span_h + r.integer(0, 4), kw + r.integer(0, 5)};
   c.weight = {groups * mg, cg, kh, kw};
   if (kh == 1 && kw == 1 && c.geometry.pad_h == 0 && c.geometry.pad_w == 0) c.geometry.stride_h = 2;
   random_flags(r, c, index);
@@ -485,7 +507,12 @@ ConvCase groupwise_case(Rng& r, int index, FbgemmIsa cpu) {
   const int64_t cg = per_group[r.integer(0, 3)];
   const int64_t bytes = cpu == FbgemmIsa::kAvx2 ? 32 : 64;
   const int64_t together = std::max<int64_t>(bytes / cg / std::max<int64_t>(cg, 4), 1);
-  const int64_t groups = together * r.integer(1, 2) + (r.chance(0.3) ? 1 : 0);
+  // Group counts are whole packs of `together`: with a partial last pack FBGEMM 0d98c26 writes
+  // behind its buffers, and with asymmetric weights (per-channel or w_zp != 0) it returned
+  // outputs unrelated to the conv in 4 of ~100 such cases (5 groups; docs/numerics.md §9), which
+  // qparity does not emulate. QPARITY_FBGEMM_ODD_GROUPS=1 draws them too.
+  static const bool odd = std::getenv("QPARITY_FBGEMM_ODD_GROUPS") != nullptr;
+  const int64_t groups = together * r.integer(1, 2) + (odd && r.chance(0.3) ? 1 : 0);
   const int64_t stride = r.integer(1, 2);
   c.geometry = {.stride_h = stride, .stride_w = stride, .pad_h = 1, .pad_w = 1, .groups = groups};
   c.input = {r.integer(1, 2), groups * cg, r.integer(3, 7), r.integer(3, 7)};
@@ -660,9 +687,11 @@ bool exercised_enough(const Classes& classes) {
                   path.c_str(), t.interior, t.elements);
       ok = false;
     }
-    if (saturates && t.saturated == 0) {
-      std::printf("VACUOUS %s: no accumulator saturated on a class where pairs saturate\n",
-                  path.c_str());
+    if (saturates && t.exact_fails == 0) {
+      std::printf(
+          "VACUOUS %s: exact accumulation matched FBGEMM everywhere on a class where "
+          "pairs saturate\n",
+          path.c_str());
       ok = false;
     }
   }
@@ -704,12 +733,15 @@ int main() {
     fill_case(r, lin);
     compare_case(lin, fbgemm_profile(classes.gemm));
   }
-  std::printf("%-10s %6s %9s %9s %9s %9s %9s\n", "path", "cases", "elements", "differing",
-              "interior", "saturated", "fma-decides");
+  // interior: FBGEMM's bin inside (0, 255); saturated: qparity's accumulator is not the exact
+  // one; exact-fails / fma-decides: bins exact accumulation / two bias roundings would get wrong.
+  std::printf("%-10s %6s %9s %9s %9s %9s %11s %11s\n", "path", "cases", "elements", "differing",
+              "interior", "saturated", "exact-fails", "fma-decides");
   for (const auto& [path, t] : g_tallies) {
-    std::printf(
-        "%-10s %6" PRId64 " %9" PRId64 " %9" PRId64 " %9" PRId64 " %9" PRId64 " %9" PRId64 "\n",
-        path.c_str(), t.cases, t.elements, t.differing, t.interior, t.saturated, t.fma_decides);
+    std::printf("%-10s %6" PRId64 " %9" PRId64 " %9" PRId64 " %9" PRId64 " %9" PRId64 " %11" PRId64
+                " %11" PRId64 "\n",
+                path.c_str(), t.cases, t.elements, t.differing, t.interior, t.saturated,
+                t.exact_fails, t.fma_decides);
     ok = ok && t.differing == 0;
   }
   int64_t q_elements = 0, c_elements = 0;

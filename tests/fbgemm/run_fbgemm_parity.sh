@@ -15,9 +15,11 @@ prefix=$(sh "$oracle/build.sh" | tail -n 1)
 echo "FBGEMM 0d98c26 at $prefix"
 mkdir -p "$work"
 bin=$work/fbgemm_kernel_parity
-# -isystem: FBGEMM's headers are not ours to warn about. No flag here changes FBGEMM's numerics
+# The project's warning set (CMakeLists.txt qparity_warnings); -isystem: FBGEMM's headers are
+# not ours to warn about. No flag here changes FBGEMM's numerics
 # (they are in its static library); qparity's library carries its own.
-"$cxx" -std=c++20 -O2 -ffp-contract=off -Wall -Wextra -Werror -isystem "$prefix/include" \
+"$cxx" -std=c++20 -O2 -ffp-contract=off -Wall -Wextra -Wpedantic -Wshadow -Wconversion \
+  -Wsign-conversion -Wold-style-cast -Wno-missing-field-initializers -Wno-restrict -Werror -isystem "$prefix/include" \
   -I "$include" "$harness" "$lib" "$prefix/lib/libfbgemm.a" "$prefix/lib/libasmjit.a" \
   "$prefix/lib/libcpuinfo.a" "$prefix/lib/libclog.a" -fopenmp -lpthread -ldl -lrt -o "$bin"
 # FBGEMM threads its kernels with OpenMP only when asked; one thread keeps runs reproducible.

@@ -521,5 +521,41 @@ TEST(Requantize, FbgemmPerTensorBiasIsOneFusedMultiplyAdd) {
   EXPECT_EQ(conv2d_quantized(fbgemm_on(FbgemmIsa::kAvx2), a), (std::vector<uint8_t>{7}));
 }
 
+// The fast pointwise kernel of the channel-pairing models must equal the reference bit for bit,
+// saturating or not: extreme and random bins, odd and even channel counts, groups, both zero
+// points per tensor and per channel.
+TEST(Conv2d, PointwisePairKernelEqualsTheReference) {
+  std::mt19937 rng(31);
+  std::uniform_int_distribution<int> u8(0, 255), s8(-128, 127), pick(0, 3);
+  using M = AccumulationModel;
+  for (int trial = 0; trial < 40; ++trial) {
+    const int64_t groups = 1 + trial % 3;
+    const Shape4 in{1 + trial % 2, groups * (1 + trial % 7), 2 + trial % 3, 3};
+    const Shape4 wt{groups * (1 + trial % 4), in.c / groups, 1, 1};
+    std::vector<uint8_t> xq(static_cast<size_t>(in.numel()));
+    std::vector<int8_t> wq(static_cast<size_t>(wt.numel()));
+    for (auto& e : xq) e = static_cast<uint8_t>(pick(rng) == 0 ? u8(rng) : 255);
+    for (auto& e : wq) e = static_cast<int8_t>(pick(rng) == 0 ? s8(rng) : (trial % 2 ? 127 : -128));
+    std::vector<int64_t> zps{trial % 3 == 0 ? 0 : s8(rng)};
+    if (trial % 2 == 1) zps.assign(static_cast<size_t>(wt.n), s8(rng));
+    QuantizedConv2dArgs a{.input = xq,
+                          .input_shape = in,
+                          .input_zero_point = u8(rng),
+                          .weight = wq,
+                          .weight_shape = wt,
+                          .weight_scales = std::vector<float>(zps.size(), 1.0f),
+                          .weight_zero_points = zps,
+                          .weight_per_channel = zps.size() > 1,
+                          .geometry = {.groups = groups}};
+    for (M m : {M::kInt16PairSaturation, M::kInt16GemmPairSaturation, M::kFbgemmInt16GemmPairs,
+                M::kFbgemmInt16ChannelPairs}) {
+      const auto fast = conv2d_accumulators(a, m);
+      a.force_reference = true;
+      EXPECT_EQ(fast, conv2d_accumulators(a, m)) << to_string(m) << " trial " << trial;
+      a.force_reference = false;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace qparity
