@@ -186,7 +186,7 @@ struct PairModel {
 PairModel pair_model_of(AccumulationModel model) {
   using Order = PairModel::Order;
   switch (model) {
-    case AccumulationModel::kExactInt32:
+    case AccumulationModel::kExactInt32:  // has no pairs; conv2d_accumulators never asks
     case AccumulationModel::kInt16PairSaturation:
       return {Order::kChannelsAtTap, false};
     case AccumulationModel::kInt16GemmPairSaturation:
