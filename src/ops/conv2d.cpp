@@ -269,7 +269,8 @@ int32_t pair_saturated_output(const QuantizedConv2dArgs& a, const PairModel& pai
 
 // Fast pointwise accumulation for the models that pair channels (eq. 6.5, 6.5b, 6.6, 6.6b): with
 // one tap and no padding they all sum sat16(x_2j·w_2j + x_2j+1·w_2j+1) over channel pairs, then
-// apply both zero points as pair_saturated_output does. Proven identical to the reference in
+// apply both zero points as pair_saturated_output does. A plane at a time, so that the loops
+// vectorize; int32 lanes wrap as the reference's do. Proven identical to the reference in
 // conv2d_test.cpp.
 QPARITY_MULTIVERSION
 void conv2d_accumulators_pointwise_pairs(const QuantizedConv2dArgs& a, const Shape4& out,
@@ -280,38 +281,46 @@ void conv2d_accumulators_pointwise_pairs(const QuantizedConv2dArgs& a, const Sha
   const bool per_channel = a.weight_zero_points.size() > 1;
   const int64_t x_zp = a.input_zero_point;
   const auto channels = static_cast<size_t>(group_channels);
-  std::vector<const uint8_t*> x(channels);
-  std::vector<int32_t> w(channels);
+  std::vector<uint32_t> input_sum(plane);
   for (int64_t n = 0; n < out.n; ++n) {
     for (int64_t m = 0; m < out.c; ++m) {
       auto* sum =
           reinterpret_cast<uint32_t*>(acc.data()) + static_cast<size_t>(n * out.c + m) * plane;
       const int64_t w_zp = a.weight_zero_points[per_channel ? static_cast<size_t>(m) : 0];
       const int64_t first_channel = (m / outputs_per_group) * group_channels;
-      int64_t weight_sum = 0;
-      for (size_t c = 0; c < channels; ++c) {
-        w[c] = a.weight[static_cast<size_t>(m * group_channels) + c];
-        weight_sum += w[c];
-        x[c] = a.input.data() +
+      const int8_t* w = a.weight.data() + static_cast<size_t>(m * group_channels);
+      const auto x = [&](size_t c) {
+        return a.input.data() +
                static_cast<size_t>(n * a.input_shape.c + first_channel + static_cast<int64_t>(c)) *
                    plane;
-      }
-      const auto offset = static_cast<uint32_t>(-x_zp * weight_sum + group_channels * x_zp * w_zp);
-      for (size_t p = 0; p < plane; ++p) {
-        uint32_t s = offset;
-        int64_t input_sum = 0;
-        size_t c = 0;
-        for (; c + 1 < channels; c += 2) {
-          const int32_t pair = x[c][p] * w[c] + x[c + 1][p] * w[c + 1];
-          s += static_cast<uint32_t>(std::clamp(pair, -32768, 32767));
-          input_sum += x[c][p] + x[c + 1][p];
+      };
+      int64_t weight_sum = 0;
+      for (size_t c = 0; c < channels; ++c) weight_sum += w[c];
+      std::fill(sum, sum + plane,
+                static_cast<uint32_t>(-x_zp * weight_sum + group_channels * x_zp * w_zp));
+      std::fill(input_sum.begin(), input_sum.end(), 0u);
+      size_t c = 0;
+      for (; c + 1 < channels; c += 2) {
+        const uint8_t* x0 = x(c);
+        const uint8_t* x1 = x(c + 1);
+        const int32_t w0 = w[c], w1 = w[c + 1];
+        for (size_t p = 0; p < plane; ++p) {
+          const int32_t pair = x0[p] * w0 + x1[p] * w1;
+          sum[p] += static_cast<uint32_t>(std::clamp(pair, -32768, 32767));
+          input_sum[p] += static_cast<uint32_t>(x0[p] + x1[p]);
         }
-        if (c < channels) {
-          s += static_cast<uint32_t>(x[c][p] * w[c]);
-          input_sum += x[c][p];
-        }
-        sum[p] = s - static_cast<uint32_t>(w_zp * input_sum);
       }
+      if (c < channels) {
+        const uint8_t* x0 = x(c);
+        const int32_t w0 = w[c];
+        for (size_t p = 0; p < plane; ++p) {
+          sum[p] += static_cast<uint32_t>(x0[p] * w0);
+          input_sum[p] += x0[p];
+        }
+      }
+      // w_zp · Σx modulo 2^32, as the kernels' int32 lanes compute it.
+      const auto w_zp_bits = static_cast<uint32_t>(w_zp);
+      for (size_t p = 0; p < plane; ++p) sum[p] -= w_zp_bits * input_sum[p];
     }
   }
 }
