@@ -107,6 +107,17 @@ OnednnIsa onednn_isa_of(const CpuFeatures& cpu) {
   return OnednnIsa::kAvx2;
 }
 
+std::optional<CpuFeatures> cpu_features_of_class(std::string_view name) {
+  const bool vnni = name == "avx512_vnni" || name == "vnni";
+  const bool avx512 = vnni || name == "avx512" || name == "avx512_core";
+  if (!avx512 && name != "avx2") return std::nullopt;
+  CpuFeatures cpu;
+  cpu.avx2 = true;
+  cpu.avx512f = cpu.avx512bw = cpu.avx512vl = cpu.avx512dq = avx512;
+  cpu.avx512_vnni = vnni;
+  return cpu;
+}
+
 FbgemmIsa fbgemm_isa_of(const CpuFeatures& cpu) {
   // fbgemmHasAvx512VnniSupport() asks cpuinfo for AVX512-VNNI alone, fbgemmHasAvx512Support()
   // for F, BW, DQ and VL (src/Utils.cc:357-369).

@@ -73,17 +73,9 @@ FbgemmIsa cpu_class() {
   return FbgemmIsa::kAvx2;
 }
 
-// A CPU of one class as cpuid would describe it to qparity.
-qparity::CpuFeatures cpu_features_of(FbgemmIsa isa) {
-  qparity::CpuFeatures cpu;
-  cpu.avx2 = true;
-  if (isa != FbgemmIsa::kAvx2) cpu.avx512f = cpu.avx512bw = cpu.avx512vl = cpu.avx512dq = true;
-  cpu.avx512_vnni = isa == FbgemmIsa::kAvx512Vnni;
-  return cpu;
-}
-
 qparity::BackendProfile fbgemm_profile(FbgemmIsa isa) {
-  return *qparity::make_backend_profile("fbgemm", cpu_features_of(isa));
+  return *qparity::make_backend_profile("fbgemm",
+                                        *qparity::cpu_features_of_class(qparity::to_string(isa)));
 }
 
 // ---------------------------------------------------------------------------------------------

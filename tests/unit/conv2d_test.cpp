@@ -407,6 +407,14 @@ TEST(BackendProfile, FbgemmIsaClassFromCpuFeatures) {
   EXPECT_EQ(fbgemm_isa_of(avx_vnni), FbgemmIsa::kAvx2);
   EXPECT_EQ(fbgemm_isa_of(CpuFeatures{}), FbgemmIsa::kAvx2);
   EXPECT_FALSE(make_backend_profile("onednn", cpu_of(FbgemmIsa::kAvx2))->fbgemm_isa.has_value());
+  // Named classes: each engine's own names give that engine's class back.
+  for (auto isa : {FbgemmIsa::kAvx512Vnni, FbgemmIsa::kAvx512, FbgemmIsa::kAvx2}) {
+    EXPECT_EQ(fbgemm_isa_of(*cpu_features_of_class(to_string(isa))), isa) << to_string(isa);
+  }
+  for (auto isa : {OnednnIsa::kVnni, OnednnIsa::kAvx512Core, OnednnIsa::kAvx2}) {
+    EXPECT_EQ(onednn_isa_of(*cpu_features_of_class(to_string(isa))), isa) << to_string(isa);
+  }
+  EXPECT_FALSE(cpu_features_of_class("sse4").has_value());
 }
 
 // fbgemmConv's path choice (ConvFastPath), including the groupwise path's register-width rule:

@@ -139,6 +139,11 @@ struct CpuFeatures {
 // Reads /proc/cpuinfo-equivalent facts of this machine (cpuid and xgetbv on x86).
 CpuFeatures detect_cpu_features();
 
+// A CPU of a named ISA class as cpuid would describe it, to ask "what would an engine do on CPU
+// X": "avx2"; "avx512" or "avx512_core" (AVX-512 F, BW, VL, DQ); "avx512_vnni" or "vnni" (those
+// and AVX512-VNNI). The names of to_string(FbgemmIsa) and to_string(OnednnIsa); nullopt for others.
+std::optional<CpuFeatures> cpu_features_of_class(std::string_view name);
+
 // The ISA class oneDNN dispatches on for `cpu`: VNNI first, then AVX-512 core, else AVX2.
 OnednnIsa onednn_isa_of(const CpuFeatures& cpu);
 
