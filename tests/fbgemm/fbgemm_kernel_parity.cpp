@@ -538,6 +538,28 @@ ConvCase linear_case(Rng& r, int index) {
   return c;
 }
 
+// The seed's int8 conv with --weight-qscheme per_tensor_affine, as qparity derives it (one row):
+// the ramp 0..255 on all 3 channels, identity weights on the grid (1/255, zp -128), so the zero
+// weights are bin -128 and channel pairs like x1·(-128) + x2·(-128) saturate without VNNI;
+// output grid (1/255, 0), ReLU, zero bias. docs/numerics.md §8 quotes what this changes.
+ConvCase seed_affine_case() {
+  ConvCase c;
+  c.path_name = "seed-affine";
+  c.input = {1, 3, 1, 256};
+  c.weight = {3, 3, 1, 1};
+  c.relu = true;
+  c.has_bias = true;
+  c.x_scale = c.out_scale = 1.0f / 255.0f;
+  c.w_scales = {1.0f / 255.0f};
+  c.w_zps = {-128};
+  for (int64_t ch = 0; ch < 3; ++ch)
+    for (int w = 0; w < 256; ++w) c.x.push_back(static_cast<uint8_t>(w));
+  for (int64_t m = 0; m < 3; ++m)
+    for (int64_t ch = 0; ch < 3; ++ch) c.w.push_back(static_cast<int8_t>(m == ch ? 127 : -128));
+  c.bias = {0.0f, 0.0f, 0.0f};
+  return c;
+}
+
 FbgemmConvPath fbgemm_path(const ConvCase& c) {
   switch (fbgemm::ConvFastPath<2, int32_t>(conv_param(c))) {
     case fbgemm::optimized_conv_t::depthwise:
@@ -725,6 +747,7 @@ int main() {
     fill_case(r, lin);
     compare_case(lin, fbgemm_profile(classes.gemm));
   }
+  compare_case(seed_affine_case(), fbgemm_profile(classes.gemm));
   // interior: FBGEMM's bin inside (0, 255); saturated: qparity's accumulator is not the exact
   // one; exact-fails / fma-decides: bins exact accumulation / two bias roundings would get wrong.
   std::printf("%-10s %6s %9s %9s %9s %9s %11s %11s\n", "path", "cases", "elements", "differing",
