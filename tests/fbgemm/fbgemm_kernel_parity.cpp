@@ -500,9 +500,9 @@ ConvCase groupwise_case(Rng& r, int index, FbgemmIsa cpu) {
   const int64_t bytes = cpu == FbgemmIsa::kAvx2 ? 32 : 64;
   const int64_t together = std::max<int64_t>(bytes / cg / std::max<int64_t>(cg, 4), 1);
   // Group counts are whole packs of `together`: with a partial last pack FBGEMM 0d98c26 writes
-  // behind its buffers, and with asymmetric weights (per-channel or w_zp != 0) it returned
-  // outputs unrelated to the conv in 4 of ~100 such cases (5 groups; docs/numerics.md §9), which
-  // qparity does not emulate. QPARITY_FBGEMM_ODD_GROUPS=1 draws them too.
+  // behind its buffers, and with per-channel weights it returned outputs unrelated to the conv in
+  // 4 of ~100 such cases (5 groups; docs/numerics.md §9), which qparity does not emulate.
+  // QPARITY_FBGEMM_ODD_GROUPS=1 draws them too.
   static const bool odd = std::getenv("QPARITY_FBGEMM_ODD_GROUPS") != nullptr;
   const int64_t groups = together * r.integer(1, 2) + (odd && r.chance(0.3) ? 1 : 0);
   const int64_t stride = r.integer(1, 2);
