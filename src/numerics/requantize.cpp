@@ -57,9 +57,14 @@ RequantChannel prepare_fbgemm(const RequantInputs& in) {
   const float atws = in.input_scale * in.weight_scale;
   r.accumulator_scale = atws;
   r.multiplier = atws / in.output_scale;
-  if (in.has_bias) {
-    r.float_bias = in.weight_per_channel ? in.bias / atws
-                                         : in.bias * to_f32(1.0 / static_cast<double>(atws));
+  if (in.has_bias && in.weight_per_channel) {
+    r.float_bias = in.bias / atws;
+  } else if (in.has_bias) {
+    r.bias = in.bias;
+    r.bias_reciprocal = to_f32(1.0 / static_cast<double>(atws));
+    r.float_bias = in.bias * r.bias_reciprocal;
+    // eq. 6.4a': the compiled kernel fuses this product into the add (vfmadd231ps).
+    r.fused_bias = in.per_tensor_bias_add == BiasAddRounding::kFusedMultiplyAdd;
   }
   r.lower_clamp = in.relu ? static_cast<int32_t>(in.output_zero_point) : 0;
   return r;

@@ -190,6 +190,162 @@ void conv2d_accumulators_pointwise(const QuantizedConv2dArgs& a, const Shape4& o
   }
 }
 
+// How a pair-saturating kernel orders the u8*s8 products of one output before vpmaddubsw sums
+// them in pairs, and what a padded tap reads.
+struct PairModel {
+  enum class Order {
+    kChannelsAtTap,   // channels (2j, 2j+1) of the group at one tap (eq. 6.5, 6.5b)
+    kAlongReduction,  // k = tap * C_g + channel, pairs (2j, 2j+1) of k (eq. 6.6, 6.6b)
+    kTapsPerChannel,  // taps (2p, 2p+1) in (kh, kw) order within one channel (eq. 6.6c)
+  };
+  Order order = Order::kChannelsAtTap;
+  // FBGEMM fills padded taps with the bin x_zp and multiplies it like any other; oneDNN's
+  // kernels leave padded taps out of the products and of the zero-point terms.
+  bool padding_reads_zero_point = false;
+};
+
+PairModel pair_model_of(AccumulationModel model) {
+  using Order = PairModel::Order;
+  switch (model) {
+    case AccumulationModel::kExactInt32:  // has no pairs; conv2d_accumulators never asks
+    case AccumulationModel::kInt16PairSaturation:
+      return {Order::kChannelsAtTap, false};
+    case AccumulationModel::kInt16GemmPairSaturation:
+      return {Order::kAlongReduction, false};
+    case AccumulationModel::kFbgemmInt16GemmPairs:
+      return {Order::kAlongReduction, true};
+    case AccumulationModel::kFbgemmInt16ChannelPairs:
+      return {Order::kChannelsAtTap, true};
+    case AccumulationModel::kFbgemmInt16TapPairs:
+      return {Order::kTapsPerChannel, true};
+  }
+  return {};
+}
+
+// Σ sat16(p_a + p_b) over the pairs `order` forms from `products` (indexed cg * taps + tap for
+// the per-tap orders, tap * C_g + cg along the reduction); an unpaired last product stands alone.
+int32_t sum_saturated_pairs(const std::vector<int32_t>& products, PairModel::Order order,
+                            int64_t group_channels, int64_t taps) {
+  const auto at = [&](int64_t k) { return static_cast<int64_t>(products[static_cast<size_t>(k)]); };
+  int32_t sum = 0;
+  switch (order) {
+    case PairModel::Order::kAlongReduction:
+      for (int64_t k = 0; k < group_channels * taps; k += 2) {
+        sum =
+            wrap_add(sum, saturate_int16(at(k) + (k + 1 < group_channels * taps ? at(k + 1) : 0)));
+      }
+      break;
+    case PairModel::Order::kChannelsAtTap:
+      for (int64_t cg = 0; cg < group_channels; cg += 2) {
+        for (int64_t tap = 0; tap < taps; ++tap) {
+          const int64_t second = cg + 1 < group_channels ? at((cg + 1) * taps + tap) : 0;
+          sum = wrap_add(sum, saturate_int16(at(cg * taps + tap) + second));
+        }
+      }
+      break;
+    case PairModel::Order::kTapsPerChannel:
+      for (int64_t cg = 0; cg < group_channels; ++cg) {
+        for (int64_t tap = 0; tap < taps; tap += 2) {
+          const int64_t second = tap + 1 < taps ? at(cg * taps + tap + 1) : 0;
+          sum = wrap_add(sum, saturate_int16(at(cg * taps + tap) + second));
+        }
+      }
+      break;
+  }
+  return sum;
+}
+
+// One output of a pair-saturating model: raw u8 bins times raw s8 weights summed in saturating
+// pairs (S), then both zero points applied in int32 over the taps T that take part, as FBGEMM's
+// col_offsets (Σw - w_zp·|T|) and row_offsets (Σx) do:
+//   acc = S - x_zp·Σ_T w - w_zp·Σ_T x + |T|·x_zp·w_zp   (mod 2^32)
+// which is Σ_T (x - x_zp)(w - w_zp) whenever no pair saturates.
+int32_t pair_saturated_output(const QuantizedConv2dArgs& a, const PairModel& pairs, int64_t n,
+                              int64_t m, int64_t oh, int64_t ow, int64_t w_zp,
+                              std::vector<int32_t>& products) {
+  const int64_t taps = a.weight_shape.h * a.weight_shape.w;
+  const int64_t group_channels = a.weight_shape.c;
+  const bool along_reduction = pairs.order == PairModel::Order::kAlongReduction;
+  std::fill(products.begin(), products.end(), 0);
+  int64_t weight_sum = 0;
+  int64_t input_sum = 0;
+  int64_t count = 0;
+  for_each_tap(a.input_shape, a.weight_shape, a.geometry, n, m, oh, ow,
+               [&](int64_t cg, int64_t xi, int64_t wi) {
+                 if (xi < 0 && !pairs.padding_reads_zero_point) return;
+                 const int64_t x = xi < 0 ? a.input_zero_point : a.input[static_cast<size_t>(xi)];
+                 const int64_t w = a.weight[static_cast<size_t>(wi)];
+                 const int64_t tap = wi % taps;
+                 const int64_t k = along_reduction ? tap * group_channels + cg : cg * taps + tap;
+                 products[static_cast<size_t>(k)] = static_cast<int32_t>(x * w);
+                 weight_sum += w;
+                 input_sum += x;
+                 ++count;
+               });
+  int32_t sum = sum_saturated_pairs(products, pairs.order, group_channels, taps);
+  sum = wrap_add(sum, -a.input_zero_point * weight_sum);
+  sum = wrap_add(sum, -w_zp * input_sum);
+  return wrap_add(sum, count * a.input_zero_point * w_zp);
+}
+
+// Fast pointwise accumulation for the models that pair channels (eq. 6.5, 6.5b, 6.6, 6.6b): with
+// one tap and no padding they all sum sat16(x_2j·w_2j + x_2j+1·w_2j+1) over channel pairs, then
+// apply both zero points as pair_saturated_output does. A plane at a time, so that the loops
+// vectorize; int32 lanes wrap as the reference's do. Proven identical to the reference in
+// conv2d_test.cpp.
+QPARITY_MULTIVERSION
+void conv2d_accumulators_pointwise_pairs(const QuantizedConv2dArgs& a, const Shape4& out,
+                                         std::vector<int32_t>& acc) {
+  const auto plane = static_cast<size_t>(out.h * out.w);
+  const int64_t group_channels = a.input_shape.c / a.geometry.groups;
+  const int64_t outputs_per_group = a.weight_shape.n / a.geometry.groups;
+  const bool per_channel = a.weight_zero_points.size() > 1;
+  const int64_t x_zp = a.input_zero_point;
+  const auto channels = static_cast<size_t>(group_channels);
+  std::vector<uint32_t> input_sum(plane);
+  for (int64_t n = 0; n < out.n; ++n) {
+    for (int64_t m = 0; m < out.c; ++m) {
+      auto* sum =
+          reinterpret_cast<uint32_t*>(acc.data()) + static_cast<size_t>(n * out.c + m) * plane;
+      const int64_t w_zp = a.weight_zero_points[per_channel ? static_cast<size_t>(m) : 0];
+      const int64_t first_channel = (m / outputs_per_group) * group_channels;
+      const int8_t* w = a.weight.data() + static_cast<size_t>(m * group_channels);
+      const auto x = [&](size_t c) {
+        return a.input.data() +
+               static_cast<size_t>(n * a.input_shape.c + first_channel + static_cast<int64_t>(c)) *
+                   plane;
+      };
+      int64_t weight_sum = 0;
+      for (size_t c = 0; c < channels; ++c) weight_sum += w[c];
+      std::fill(sum, sum + plane,
+                static_cast<uint32_t>(-x_zp * weight_sum + group_channels * x_zp * w_zp));
+      std::fill(input_sum.begin(), input_sum.end(), 0u);
+      size_t c = 0;
+      for (; c + 1 < channels; c += 2) {
+        const uint8_t* x0 = x(c);
+        const uint8_t* x1 = x(c + 1);
+        const int32_t w0 = w[c], w1 = w[c + 1];
+        for (size_t p = 0; p < plane; ++p) {
+          const int32_t pair = x0[p] * w0 + x1[p] * w1;
+          sum[p] += static_cast<uint32_t>(std::clamp(pair, -32768, 32767));
+          input_sum[p] += static_cast<uint32_t>(x0[p] + x1[p]);
+        }
+      }
+      if (c < channels) {
+        const uint8_t* x0 = x(c);
+        const int32_t w0 = w[c];
+        for (size_t p = 0; p < plane; ++p) {
+          sum[p] += static_cast<uint32_t>(x0[p] * w0);
+          input_sum[p] += x0[p];
+        }
+      }
+      // w_zp · Σx modulo 2^32, as the kernels' int32 lanes compute it.
+      const auto w_zp_bits = static_cast<uint32_t>(w_zp);
+      for (size_t p = 0; p < plane; ++p) sum[p] -= w_zp_bits * input_sum[p];
+    }
+  }
+}
+
 }  // namespace
 
 Shape4 conv2d_output_shape(const Shape4& input, const Shape4& weight, const Conv2dGeometry& g) {
@@ -263,83 +419,120 @@ void conv2d_accumulators(const QuantizedConv2dArgs& a, AccumulationModel model,
   check_sizes(a.weight.size(), a.weight_shape.numel(), "weight");
   const bool per_channel = a.weight_zero_points.size() > 1;
   acc.resize(static_cast<size_t>(out.numel()));
-  if (model == AccumulationModel::kExactInt32 && is_pointwise(a.weight_shape, a.geometry) &&
-      !a.force_reference) {
-    conv2d_accumulators_pointwise(a, out, acc);
-    return;
+  if (is_pointwise(a.weight_shape, a.geometry) && !a.force_reference) {
+    if (model == AccumulationModel::kExactInt32) {
+      conv2d_accumulators_pointwise(a, out, acc);
+      return;
+    }
+    if (pair_model_of(model).order != PairModel::Order::kTapsPerChannel) {
+      conv2d_accumulators_pointwise_pairs(a, out, acc);
+      return;
+    }
   }
   const int64_t taps = a.weight_shape.h * a.weight_shape.w;
   const int64_t group_channels = a.weight_shape.c;
-  // Raw u8*s8 products of one output (0 at padded taps) for the pair-saturating models;
-  // indexed as each model's kernel orders its reduction.
+  const PairModel pairs = pair_model_of(model);
+  // Raw u8*s8 products of one output for the pair-saturating models, indexed as each model's
+  // kernel orders its reduction.
   std::vector<int32_t> products(static_cast<size_t>(group_channels * taps), 0);
   size_t i = 0;
   for_each_output(out, [&](int64_t n, int64_t m, int64_t oh, int64_t ow) {
     const int64_t w_zp = a.weight_zero_points[per_channel ? static_cast<size_t>(m) : 0];
     int32_t sum = 0;
-    switch (model) {
-      case AccumulationModel::kExactInt32:
-        // eq. 6.1: Σ (x - x_zp)(w - w_zp); padding stands for x_zp and adds nothing.
-        for_each_tap(a.input_shape, a.weight_shape, a.geometry, n, m, oh, ow,
-                     [&](int64_t, int64_t xi, int64_t wi) {
-                       if (xi < 0) return;
-                       const int64_t x = a.input[static_cast<size_t>(xi)] - a.input_zero_point;
-                       const int64_t w = a.weight[static_cast<size_t>(wi)] - w_zp;
-                       sum = wrap_add(sum, x * w);
-                     });
-        break;
-      case AccumulationModel::kInt16PairSaturation:
-      case AccumulationModel::kInt16GemmPairSaturation: {
-        // eq. 6.5 / 6.6: raw u8*s8 products (weights have zero point 0), summed in pairs into
-        // a saturating int16 (vpmaddubsw) before widening; the input zero point is applied as
-        // an int32 compensation over the non-padded taps. 6.5 orders the reduction
-        // (channel, tap), pairing channels (2j, 2j+1) at one tap; 6.6 orders it (tap, channel),
-        // channel fastest, so consecutive pairs cross into the next tap when the group's
-        // channel count is odd.
-        const bool gemm = model == AccumulationModel::kInt16GemmPairSaturation;
-        std::fill(products.begin(), products.end(), 0);
-        int64_t weight_sum = 0;
-        for_each_tap(a.input_shape, a.weight_shape, a.geometry, n, m, oh, ow,
-                     [&](int64_t cg, int64_t xi, int64_t wi) {
-                       const int64_t tap = wi % taps;
-                       if (xi < 0) return;
-                       const int64_t w = a.weight[static_cast<size_t>(wi)];
-                       const int64_t k = gemm ? tap * group_channels + cg : cg * taps + tap;
-                       products[static_cast<size_t>(k)] =
-                           static_cast<int32_t>(a.input[static_cast<size_t>(xi)] * w);
-                       weight_sum += w;
-                     });
-        if (gemm) {
-          // eq. 6.6: pairs (k, k+1) along k = tap * C_g + c; an odd last product stands alone.
-          for (size_t k = 0; k < products.size(); k += 2) {
-            int64_t pair = products[k];
-            if (k + 1 < products.size()) pair += products[k + 1];
-            sum = wrap_add(sum, saturate_int16(pair));
-          }
-        } else {
-          // eq. 6.5: pairs of channels (c, c+1) at each tap; an odd last channel stands alone.
-          for (int64_t cg = 0; cg < group_channels; cg += 2) {
-            for (int64_t tap = 0; tap < taps; ++tap) {
-              int64_t pair = products[static_cast<size_t>(cg * taps + tap)];
-              if (cg + 1 < group_channels) {
-                pair += products[static_cast<size_t>((cg + 1) * taps + tap)];
-              }
-              sum = wrap_add(sum, saturate_int16(pair));
-            }
-          }
-        }
-        sum = wrap_add(sum, -a.input_zero_point * weight_sum);
-        break;
-      }
+    if (model == AccumulationModel::kExactInt32) {
+      // eq. 6.1: Σ (x - x_zp)(w - w_zp); padding stands for x_zp and adds nothing.
+      for_each_tap(a.input_shape, a.weight_shape, a.geometry, n, m, oh, ow,
+                   [&](int64_t, int64_t xi, int64_t wi) {
+                     if (xi < 0) return;
+                     const int64_t x = a.input[static_cast<size_t>(xi)] - a.input_zero_point;
+                     const int64_t w = a.weight[static_cast<size_t>(wi)] - w_zp;
+                     sum = wrap_add(sum, x * w);
+                   });
+    } else {
+      sum = pair_saturated_output(a, pairs, n, m, oh, ow, w_zp, products);
     }
     acc[i++] = sum;
   });
+}
+
+std::string_view to_string(FbgemmConvPath path) {
+  switch (path) {
+    case FbgemmConvPath::kDepthwise:
+      return "depthwise";
+    case FbgemmConvPath::kGroupwise:
+      return "groupwise";
+    case FbgemmConvPath::kPointwise:
+      return "pointwise";
+    case FbgemmConvPath::kIm2col:
+      return "im2col";
+  }
+  return "?";
+}
+
+namespace {
+
+// takeDepthWiseFastPath (src/FbgemmConv.cc:17-52) for 2-D convs with qparity's symmetric pads.
+bool fbgemm_takes_depthwise(const Shape4& input, const Shape4& weight, const Conv2dGeometry& g) {
+  const auto stride_ok = [](int64_t s) { return s == 1 || s == 2; };
+  const int64_t k = weight.h;
+  return g.groups == input.c && (weight.n == g.groups || weight.n == 2 * g.groups) &&
+         g.groups % 8 == 0 && stride_ok(g.stride_h) && stride_ok(g.stride_w) && weight.w == k &&
+         (k == 3 || k == 5 || k == 7) && g.dilation_h == 1 && g.dilation_w == 1 &&
+         g.pad_h == (k - 1) / 2 && g.pad_w == (k - 1) / 2;
+}
+
+// fbgemmOptimizedGConv (src/Fbgemm.cc:209-252) with numOfGroupsTogether
+// (src/PackWeightMatrixForGConv.cc:52-70): a 256-bit (AVX2) or 512-bit register of weights must
+// hold at least one group's output channels times max(C_g, 4) bytes.
+bool fbgemm_takes_groupwise(FbgemmIsa isa, const Shape4& input, const Shape4& weight,
+                            const Conv2dGeometry& g) {
+  const int64_t in_per_group = input.c / g.groups;
+  const int64_t out_per_group = weight.n / g.groups;
+  const int64_t register_bytes = isa == FbgemmIsa::kAvx2 ? 32 : 64;
+  const int64_t together =
+      std::max<int64_t>(register_bytes / out_per_group / std::max<int64_t>(in_per_group, 4), 1);
+  const bool channels_ok =
+      in_per_group == out_per_group &&
+      (in_per_group == 2 || in_per_group == 4 || in_per_group == 8 || in_per_group == 16);
+  const bool strides_ok =
+      (g.stride_h == 1 && g.stride_w == 1) || (g.stride_h == 2 && g.stride_w == 2);
+  return channels_ok && g.groups >= together && weight.h == 3 && weight.w == 3 && g.pad_h == 1 &&
+         g.pad_w == 1 && g.dilation_h == 1 && g.dilation_w == 1 && strides_ok;
+}
+
+}  // namespace
+
+FbgemmConvPath fbgemm_conv_path(FbgemmIsa isa, const Shape4& input, const Shape4& weight,
+                                const Conv2dGeometry& g) {
+  if (g.groups <= 0) return FbgemmConvPath::kIm2col;  // conv2d_output_shape reports the error
+  if (fbgemm_takes_depthwise(input, weight, g)) return FbgemmConvPath::kDepthwise;
+  if (fbgemm_takes_groupwise(isa, input, weight, g)) return FbgemmConvPath::kGroupwise;
+  // takePointWiseFastPath: kernel, strides and dilations all 1, no padding.
+  if (weight.h == 1 && weight.w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.dilation_h == 1 &&
+      g.dilation_w == 1 && g.pad_h == 0 && g.pad_w == 0) {
+    return FbgemmConvPath::kPointwise;
+  }
+  return FbgemmConvPath::kIm2col;
 }
 
 AccumulationModel conv2d_accumulation(const BackendProfile& profile,
                                       const QuantizedConv2dArgs& a) {
   const int64_t groups = a.geometry.groups;
   if (groups <= 0) return profile.accumulation;  // conv2d_output_shape reports the error
+  if (profile.fbgemm_isa) {
+    const FbgemmIsa isa = *profile.fbgemm_isa;
+    const bool vnni = isa == FbgemmIsa::kAvx512Vnni;
+    switch (fbgemm_conv_path(isa, a.input_shape, a.weight_shape, a.geometry)) {
+      case FbgemmConvPath::kDepthwise:
+        // The JIT depthwise kernel is AVX2 code on every CPU: vpmaddubsw on tap pairs.
+        return AccumulationModel::kFbgemmInt16TapPairs;
+      case FbgemmConvPath::kGroupwise:
+        return vnni ? AccumulationModel::kExactInt32 : AccumulationModel::kFbgemmInt16ChannelPairs;
+      case FbgemmConvPath::kPointwise:
+      case FbgemmConvPath::kIm2col:
+        return vnni ? AccumulationModel::kExactInt32 : AccumulationModel::kFbgemmInt16GemmPairs;
+    }
+  }
   return conv_accumulation(profile, groups, a.weight_shape.c, a.weight_shape.n / groups);
 }
 
@@ -369,6 +562,7 @@ std::vector<RequantChannel> conv2d_requant_channels(const BackendProfile& profil
         .bias = a.bias.empty() ? 0.0f : a.bias[static_cast<size_t>(m)],
         .has_bias = !a.bias.empty(),
         .relu = a.relu,
+        .per_tensor_bias_add = profile.per_tensor_bias_add,
     };
     result.push_back(prepare_requant(profile.requant, in));
   }

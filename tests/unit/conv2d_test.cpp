@@ -170,9 +170,10 @@ TEST(BackendProfile, ConvAccumulationFollowsOnednnKernelDispatch) {
   }
   EXPECT_EQ(conv_accumulation(avx512, 2, 4, 3), M::kInt16GemmPairSaturation);
   EXPECT_EQ(conv_accumulation(avx512, 4, 1, 2), M::kInt16GemmPairSaturation);  // multiplier 2
-  for (const char* name : {"qnnpack", "fbgemm"}) {
-    EXPECT_EQ(conv_accumulation(profile(name, false), 2, 3, 2), M::kExactInt32) << name;
-  }
+  EXPECT_EQ(conv_accumulation(profile("qnnpack", false), 2, 3, 2), M::kExactInt32);
+  // fbgemm's shape-free answer is its GEMM kernels' model; a conv's own is conv2d_accumulation's.
+  EXPECT_EQ(conv_accumulation(profile("fbgemm", false), 2, 3, 2), M::kFbgemmInt16GemmPairs);
+  EXPECT_EQ(conv_accumulation(profile("fbgemm", true), 2, 3, 2), M::kExactInt32);
 }
 
 // eq. 6.6 on a grouped conv with 3 input channels per group (odd), a 1x2 kernel and every
@@ -363,6 +364,241 @@ TEST(Conv2d, OnednnRejectsNonzeroWeightZeroPoint) {
                         .weight_zero_points = {3}};
   EXPECT_THROW(conv2d_quantized(profile("onednn", true), a), std::invalid_argument);
   EXPECT_NO_THROW(conv2d_quantized(profile("qnnpack", true), a));
+}
+
+// Issue 9 item 10: every pair-saturating model applies the weight zero point. One input, one
+// weight: x = 10, w = 5, w_zp = 3, x_zp = 0 gives (10 - 0)(5 - 3) = 20, nothing near int16.
+TEST(Conv2d, PairModelsSubtractTheWeightZeroPoint) {
+  const std::vector<uint8_t> x{10};
+  const std::vector<int8_t> w{5};
+  const QuantizedConv2dArgs a{.input = x,
+                              .input_shape = {1, 1, 1, 1},
+                              .weight = w,
+                              .weight_shape = {1, 1, 1, 1},
+                              .weight_scales = {1.0f},
+                              .weight_zero_points = {3}};
+  using M = AccumulationModel;
+  for (M m : {M::kExactInt32, M::kInt16PairSaturation, M::kInt16GemmPairSaturation,
+              M::kFbgemmInt16GemmPairs, M::kFbgemmInt16ChannelPairs, M::kFbgemmInt16TapPairs}) {
+    EXPECT_EQ(conv2d_accumulators(a, m)[0], 20) << to_string(m);
+  }
+}
+
+// Random data with both zero points and padding, activations in [0, 127] so that no pair can
+// saturate: every model must give Σ (x - x_zp)(w - w_zp), per tensor and per channel.
+TEST(Conv2d, PairModelsWithWeightZeroPointsEqualExactWhenNothingSaturates) {
+  std::mt19937 rng(23);
+  std::uniform_int_distribution<int> u7(0, 127), s8(-128, 127), zp(0, 255);
+  using M = AccumulationModel;
+  for (int trial = 0; trial < 30; ++trial) {
+    const int64_t groups = 1 + trial % 3;
+    const int64_t per_group = 1 + trial % 4;
+    const Shape4 in{1, groups * per_group, 4, 5};
+    const Shape4 wt{groups * (1 + trial % 2), per_group, 1 + trial % 3, 3};
+    std::vector<uint8_t> xq(static_cast<size_t>(in.numel()));
+    std::vector<int8_t> wq(static_cast<size_t>(wt.numel()));
+    for (auto& e : xq) e = static_cast<uint8_t>(u7(rng));
+    for (auto& e : wq) e = static_cast<int8_t>(s8(rng) / 2);
+    std::vector<int64_t> zps{s8(rng) / 2};
+    if (trial % 2 == 1) {
+      zps.clear();
+      for (int64_t m = 0; m < wt.n; ++m) zps.push_back(s8(rng) / 2);
+    }
+    const QuantizedConv2dArgs a{.input = xq,
+                                .input_shape = in,
+                                .input_zero_point = zp(rng) / 2,
+                                .weight = wq,
+                                .weight_shape = wt,
+                                .weight_scales = std::vector<float>(zps.size(), 1.0f),
+                                .weight_zero_points = zps,
+                                .weight_per_channel = zps.size() > 1,
+                                .geometry = {.pad_h = trial % 2, .pad_w = 1, .groups = groups}};
+    const auto exact = conv2d_accumulators(a, M::kExactInt32);
+    for (M m : {M::kInt16PairSaturation, M::kInt16GemmPairSaturation, M::kFbgemmInt16GemmPairs,
+                M::kFbgemmInt16ChannelPairs, M::kFbgemmInt16TapPairs}) {
+      EXPECT_EQ(conv2d_accumulators(a, m), exact) << to_string(m) << " trial " << trial;
+    }
+  }
+}
+
+CpuFeatures cpu_of(FbgemmIsa isa) {
+  CpuFeatures cpu;
+  cpu.avx2 = true;
+  if (isa != FbgemmIsa::kAvx2) cpu.avx512f = cpu.avx512bw = cpu.avx512vl = cpu.avx512dq = true;
+  cpu.avx512_vnni = isa == FbgemmIsa::kAvx512Vnni;
+  return cpu;
+}
+
+BackendProfile fbgemm_on(FbgemmIsa isa) { return *make_backend_profile("fbgemm", cpu_of(isa)); }
+
+TEST(BackendProfile, FbgemmIsaClassFromCpuFeatures) {
+  for (auto isa : {FbgemmIsa::kAvx512Vnni, FbgemmIsa::kAvx512, FbgemmIsa::kAvx2}) {
+    EXPECT_EQ(fbgemm_isa_of(cpu_of(isa)), isa) << to_string(isa);
+    EXPECT_EQ(fbgemm_on(isa).fbgemm_isa, isa) << to_string(isa);
+    EXPECT_EQ(fbgemm_on(isa).per_tensor_bias_add, BiasAddRounding::kFusedMultiplyAdd);
+  }
+  // FBGEMM 0d98c26 knows AVX512-VNNI only: an AVX-VNNI CPU without AVX-512 is an AVX2 one.
+  CpuFeatures avx_vnni = cpu_of(FbgemmIsa::kAvx2);
+  avx_vnni.avx_vnni = true;
+  EXPECT_EQ(fbgemm_isa_of(avx_vnni), FbgemmIsa::kAvx2);
+  EXPECT_EQ(fbgemm_isa_of(CpuFeatures{}), FbgemmIsa::kAvx2);
+  EXPECT_FALSE(make_backend_profile("onednn", cpu_of(FbgemmIsa::kAvx2))->fbgemm_isa.has_value());
+  // Named classes: each engine's own names give that engine's class back.
+  for (auto isa : {FbgemmIsa::kAvx512Vnni, FbgemmIsa::kAvx512, FbgemmIsa::kAvx2}) {
+    EXPECT_EQ(fbgemm_isa_of(*cpu_features_of_class(to_string(isa))), isa) << to_string(isa);
+  }
+  for (auto isa : {OnednnIsa::kVnni, OnednnIsa::kAvx512Core, OnednnIsa::kAvx2}) {
+    EXPECT_EQ(onednn_isa_of(*cpu_features_of_class(to_string(isa))), isa) << to_string(isa);
+  }
+  EXPECT_FALSE(cpu_features_of_class("sse4").has_value());
+}
+
+// fbgemmConv's path choice (ConvFastPath), including the groupwise path's register-width rule:
+// 4 channels per group need 2 groups on AVX2 but 4 on AVX-512.
+TEST(Conv2d, FbgemmConvPathFollowsConvFastPath) {
+  using P = FbgemmConvPath;
+  const auto path = [](FbgemmIsa isa, Shape4 in, Shape4 wt, Conv2dGeometry g) {
+    return fbgemm_conv_path(isa, in, wt, g);
+  };
+  const auto avx2 = FbgemmIsa::kAvx2, avx512 = FbgemmIsa::kAvx512;
+  const Conv2dGeometry same3{.pad_h = 1, .pad_w = 1};
+  Conv2dGeometry dw = same3;
+  dw.groups = 16;
+  EXPECT_EQ(path(avx2, {1, 16, 8, 8}, {16, 1, 3, 3}, dw), P::kDepthwise);
+  EXPECT_EQ(path(avx2, {1, 16, 8, 8}, {32, 1, 3, 3}, dw), P::kDepthwise);  // multiplier 2
+  dw.groups = 12;                                                          // not a multiple of 8
+  EXPECT_EQ(path(avx2, {1, 12, 8, 8}, {12, 1, 3, 3}, dw), P::kIm2col);
+  Conv2dGeometry dw5{.stride_h = 2, .stride_w = 1, .pad_h = 2, .pad_w = 2, .groups = 8};
+  EXPECT_EQ(path(avx2, {1, 8, 9, 9}, {8, 1, 5, 5}, dw5), P::kDepthwise);
+  dw5.pad_w = 1;
+  EXPECT_EQ(path(avx2, {1, 8, 9, 9}, {8, 1, 5, 5}, dw5), P::kIm2col);
+  Conv2dGeometry gw = same3;
+  gw.groups = 2;
+  EXPECT_EQ(path(avx2, {1, 8, 6, 6}, {8, 4, 3, 3}, gw), P::kGroupwise);
+  EXPECT_EQ(path(avx512, {1, 8, 6, 6}, {8, 4, 3, 3}, gw), P::kIm2col);
+  EXPECT_EQ(path(avx2, {1, 8, 6, 6}, {8, 8, 3, 3}, same3), P::kGroupwise);  // plain 8-channel conv
+  EXPECT_EQ(path(avx2, {1, 6, 6, 6}, {6, 6, 3, 3}, same3), P::kIm2col);
+  EXPECT_EQ(path(avx2, {1, 6, 6, 6}, {4, 6, 1, 1}, {}), P::kPointwise);
+  EXPECT_EQ(path(avx2, {1, 6, 6, 6}, {4, 6, 1, 1}, {.stride_h = 2}), P::kIm2col);
+}
+
+// Depthwise pairs taps (2p, 2p+1) in (kh, kw) order on every CPU; a padded tap reads x_zp.
+TEST(Conv2d, FbgemmDepthwiseSaturatesTapPairsOnEveryCpu) {
+  const std::vector<uint8_t> x(8 * 9, 255);  // 1x8x3x3
+  const std::vector<int8_t> w(8 * 9, 127);   // 8x1x3x3
+  QuantizedConv2dArgs a{.input = x,
+                        .input_shape = {1, 8, 3, 3},
+                        .weight = w,
+                        .weight_shape = {8, 1, 3, 3},
+                        .weight_scales = {1.0f},
+                        .weight_zero_points = {0},
+                        .output_scale = 4096.0f,
+                        .geometry = {.pad_h = 1, .pad_w = 1, .groups = 8}};
+  for (auto isa : {FbgemmIsa::kAvx512Vnni, FbgemmIsa::kAvx512, FbgemmIsa::kAvx2}) {
+    EXPECT_EQ(conv2d_accumulation(fbgemm_on(isa), a), AccumulationModel::kFbgemmInt16TapPairs);
+  }
+  const auto acc = conv2d_accumulators(a, AccumulationModel::kFbgemmInt16TapPairs);
+  // Centre output: 9 taps inside, 4 saturating pairs and one tap alone.
+  EXPECT_EQ(acc[4], 4 * 32767 + 255 * 127);
+  EXPECT_EQ(conv2d_accumulators(a, AccumulationModel::kExactInt32)[4], 9 * 255 * 127);
+  // Corner output (0, 0): taps 0, 1, 2, 3 and 6 are padding and read x_zp = 0, so the pairs
+  // are (0, 0), (0, 0), (x·w, x·w), (0, x·w), (x·w): one saturated pair, two products alone.
+  EXPECT_EQ(acc[0], 32767 + 2 * 255 * 127);
+}
+
+// FBGEMM's im2col fills padded taps with x_zp, which then takes part in a pair: with
+// x_zp = 255 and weights 127 the pair (padding, x) saturates although the exact sum is 0.
+TEST(Conv2d, FbgemmGemmPairsMultiplyPaddingAsTheZeroPoint) {
+  const std::vector<uint8_t> x{255};
+  const std::vector<int8_t> w{127, 127};  // 1x1x1x2 kernel, pad_w 1: taps (padding, x)
+  const QuantizedConv2dArgs a{.input = x,
+                              .input_shape = {1, 1, 1, 1},
+                              .input_zero_point = 255,
+                              .weight = w,
+                              .weight_shape = {1, 1, 1, 2},
+                              .weight_scales = {1.0f},
+                              .weight_zero_points = {0},
+                              .geometry = {.pad_w = 1}};
+  EXPECT_EQ(conv2d_accumulators(a, AccumulationModel::kExactInt32)[0], 0);
+  // 32767 - x_zp·Σw = 32767 - 255·254; oneDNN's gemm model leaves the padded tap out: 0.
+  EXPECT_EQ(conv2d_accumulators(a, AccumulationModel::kFbgemmInt16GemmPairs)[0], 32767 - 255 * 254);
+  EXPECT_EQ(conv2d_accumulators(a, AccumulationModel::kInt16GemmPairSaturation)[0], 0);
+  EXPECT_EQ(conv2d_accumulation(fbgemm_on(FbgemmIsa::kAvx2), a),
+            AccumulationModel::kFbgemmInt16GemmPairs);
+  EXPECT_EQ(conv2d_accumulation(fbgemm_on(FbgemmIsa::kAvx512Vnni), a),
+            AccumulationModel::kExactInt32);
+}
+
+// eq. 6.4a': the per-tensor bias is added in one rounding, fma(b, f(1/atws), f(acc)). Found by
+// search: acc = -12 and b·rcp just above 9.5 make f(acc) + f(b·rcp) exactly -2.5 (RNE -> -2),
+// while the fused sum is just below -2.5 (-> -3). With out_zp 10: 8 with two roundings, 7 fused.
+TEST(Requantize, FbgemmPerTensorBiasIsOneFusedMultiplyAdd) {
+  const float x_s = 0x1.84ddbcp-1f;
+  const float b = 0x1.cdc75p+2f;
+  RequantInputs in{.input_scale = x_s,
+                   .weight_scale = 1.0f,
+                   .output_scale = x_s,
+                   .output_zero_point = 10,
+                   .bias = b,
+                   .has_bias = true};
+  EXPECT_EQ(requantize(-12, prepare_requant(RequantScheme::kFbgemmFp32, in)), 8);
+  in.per_tensor_bias_add = BiasAddRounding::kFusedMultiplyAdd;
+  EXPECT_EQ(requantize(-12, prepare_requant(RequantScheme::kFbgemmFp32, in)), 7);
+  // Per channel the bias is divided first, which no FMA absorbs: two roundings, as before.
+  in.weight_per_channel = true;
+  EXPECT_FALSE(prepare_requant(RequantScheme::kFbgemmFp32, in).fused_bias);
+  // The profile carries the rule into conv2d_quantized.
+  const std::vector<uint8_t> x{0};
+  const std::vector<int8_t> w{1};
+  const std::vector<float> bias{b};
+  const QuantizedConv2dArgs a{.input = x,
+                              .input_shape = {1, 1, 1, 1},
+                              .input_scale = x_s,
+                              .input_zero_point = 12,
+                              .weight = w,
+                              .weight_shape = {1, 1, 1, 1},
+                              .weight_scales = {1.0f},
+                              .weight_zero_points = {0},
+                              .bias = bias,
+                              .output_scale = x_s,
+                              .output_zero_point = 10};
+  EXPECT_EQ(conv2d_quantized(fbgemm_on(FbgemmIsa::kAvx2), a), (std::vector<uint8_t>{7}));
+}
+
+// The fast pointwise kernel of the channel-pairing models must equal the reference bit for bit,
+// saturating or not: extreme and random bins, odd and even channel counts, groups, both zero
+// points per tensor and per channel.
+TEST(Conv2d, PointwisePairKernelEqualsTheReference) {
+  std::mt19937 rng(31);
+  std::uniform_int_distribution<int> u8(0, 255), s8(-128, 127), pick(0, 3);
+  using M = AccumulationModel;
+  for (int trial = 0; trial < 40; ++trial) {
+    const int64_t groups = 1 + trial % 3;
+    const Shape4 in{1 + trial % 2, groups * (1 + trial % 7), 2 + trial % 3, 3};
+    const Shape4 wt{groups * (1 + trial % 4), in.c / groups, 1, 1};
+    std::vector<uint8_t> xq(static_cast<size_t>(in.numel()));
+    std::vector<int8_t> wq(static_cast<size_t>(wt.numel()));
+    for (auto& e : xq) e = static_cast<uint8_t>(pick(rng) == 0 ? u8(rng) : 255);
+    for (auto& e : wq) e = static_cast<int8_t>(pick(rng) == 0 ? s8(rng) : (trial % 2 ? 127 : -128));
+    std::vector<int64_t> zps{trial % 3 == 0 ? 0 : s8(rng)};
+    if (trial % 2 == 1) zps.assign(static_cast<size_t>(wt.n), s8(rng));
+    QuantizedConv2dArgs a{.input = xq,
+                          .input_shape = in,
+                          .input_zero_point = u8(rng),
+                          .weight = wq,
+                          .weight_shape = wt,
+                          .weight_scales = std::vector<float>(zps.size(), 1.0f),
+                          .weight_zero_points = zps,
+                          .weight_per_channel = zps.size() > 1,
+                          .geometry = {.groups = groups}};
+    for (M m : {M::kInt16PairSaturation, M::kInt16GemmPairSaturation, M::kFbgemmInt16GemmPairs,
+                M::kFbgemmInt16ChannelPairs}) {
+      const auto fast = conv2d_accumulators(a, m);
+      a.force_reference = true;
+      EXPECT_EQ(fast, conv2d_accumulators(a, m)) << to_string(m) << " trial " << trial;
+      a.force_reference = false;
+    }
+  }
 }
 
 }  // namespace

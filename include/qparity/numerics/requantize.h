@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 #include "qparity/numerics/float32.h"
@@ -20,6 +21,8 @@ struct RequantInputs {
   float bias = 0.0f;
   bool has_bias = false;
   bool relu = false;
+  // fbgemm: how a per-tensor bias meets the accumulator (BackendProfile::per_tensor_bias_add).
+  BiasAddRounding per_tensor_bias_add = BiasAddRounding::kTwoRoundings;
 };
 
 // Constants a kernel precomputes once per output channel.
@@ -27,7 +30,12 @@ struct RequantChannel {
   RequantScheme scheme = RequantScheme::kQnnpackFp32;
   float multiplier = 0.0f;  // qnnpack M (eq. 6.2b), onednn OS (eq. 6.3c), fbgemm C (eq. 6.4b)
   int32_t int_bias = 0;     // qnnpack: bias on the accumulator grid (eq. 6.2a)
-  float float_bias = 0.0f;  // onednn b' (eq. 6.3b), fbgemm b/atws (eq. 6.4a)
+  float float_bias = 0.0f;  // onednn b' (eq. 6.3b), fbgemm b/atws or f(b*rcp) (eq. 6.4a)
+  // fbgemm per tensor with BiasAddRounding::kFusedMultiplyAdd: f(acc) + bias * bias_reciprocal
+  // in one rounding (eq. 6.4a'); float_bias above then only shows the product's size.
+  bool fused_bias = false;
+  float bias = 0.0f;
+  float bias_reciprocal = 0.0f;  // f(1 / double(atws))
   int32_t output_zero_point = 0;
   int32_t lower_clamp = 0;  // out_zp with fused ReLU on qnnpack / fbgemm, else 0
   bool relu = false;
@@ -54,6 +62,12 @@ struct RequantTrace {
 // Saturating int16 add, as _mm_adds_epi16 after _mm_packs_epi32.
 inline int32_t saturate_int16(int64_t v) {
   return static_cast<int32_t>(std::clamp<int64_t>(v, -32768, 32767));
+}
+
+// eq. 6.4a/6.4a': f(acc) plus the float bias, in two roundings or in the kernel's one FMA.
+inline float fbgemm_biased_accumulator(int32_t acc, const RequantChannel& r) {
+  const auto acc_f = static_cast<float>(acc);
+  return r.fused_bias ? std::fma(r.bias, r.bias_reciprocal, acc_f) : acc_f + r.float_bias;
 }
 
 // The output bin. Every path here is a transcription of the kernel's scalar/vector
@@ -92,7 +106,7 @@ inline uint8_t requantize(int32_t acc, const RequantChannel& r, RequantTrace* tr
     }
     case RequantScheme::kFbgemmFp32: {
       // eq. 6.4c: y = RNE(f((f(acc) + b_f) * C)); packs, adds zp, packus, max(relu ? zp : 0).
-      acc_f = static_cast<float>(acc) + r.float_bias;
+      acc_f = fbgemm_biased_accumulator(acc, r);
       scaled = acc_f * r.multiplier;
       pre_rounding = scaled;
       rounded = convert_to_int32_x86(scaled);

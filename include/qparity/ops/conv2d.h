@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "qparity/numerics/requantize.h"
@@ -78,13 +79,34 @@ struct QuantizedConv2dArgs {
   bool force_reference = false;  // skip fast kernels (tests compare the two)
 };
 
-// The int32 accumulators (eq. 6.1 / 6.5 / 6.6), wrapping like the kernels' int32 lanes.
+// The int32 accumulators (eq. 6.1, 6.5, 6.5b, 6.6, 6.6b, 6.6c), wrapping like the kernels' int32
+// lanes. Every model subtracts both zero points: Σ (x - x_zp)(w - w_zp) when nothing saturates.
 std::vector<int32_t> conv2d_accumulators(const QuantizedConv2dArgs& args, AccumulationModel model);
 void conv2d_accumulators(const QuantizedConv2dArgs& args, AccumulationModel model,
                          std::vector<int32_t>& out);
 
-// The accumulation model `profile` uses for this conv: conv_accumulation() with its groups and
-// per-group channel counts (on onednn without VNNI it depends on them). conv2d_quantized uses it.
+// The kernel FBGEMM 0d98c26's fbgemmConv runs a 2-D conv on (ConvFastPath, src/FbgemmConv.cc:
+// 95-114). A linear layer runs FBGEMM's GEMM, which accumulates as the pointwise path does.
+enum class FbgemmConvPath {
+  kDepthwise,  // groups = in channels, 1 or 2 outputs per group, groups % 8 == 0, square 3/5/7
+               // kernel, "same" padding, stride 1 or 2, no dilation: JIT depthwise kernel
+  kGroupwise,  // 2, 4, 8 or 16 channels in and out per group, 3x3, padding 1, strides both 1
+               // or both 2, no dilation, enough groups for one SIMD register (fbgemmOptimizedGConv)
+  kPointwise,  // 1x1, stride 1, no padding, no dilation: GEMM on the input as it is
+  kIm2col,     // everything else: GEMM on the im2col matrix, padded taps filled with x_zp
+};
+
+std::string_view to_string(FbgemmConvPath path);
+
+// The path FBGEMM on a CPU of class `isa` takes for this conv. The ISA matters for the groupwise
+// path only: how many groups one register holds (numOfGroupsTogether).
+FbgemmConvPath fbgemm_conv_path(FbgemmIsa isa, const Shape4& input, const Shape4& weight,
+                                const Conv2dGeometry& g);
+
+// The accumulation model `profile` uses for this conv. onednn: conv_accumulation() with its groups
+// and per-group channel counts. fbgemm: by fbgemm_conv_path() and the ISA class: depthwise pairs
+// taps on every CPU (eq. 6.6c); without VNNI groupwise pairs channels (6.5b) and the GEMM paths
+// pair along the reduction (6.6b); with VNNI those two are exact (6.1). conv2d_quantized uses it.
 AccumulationModel conv2d_accumulation(const BackendProfile& profile,
                                       const QuantizedConv2dArgs& args);
 

@@ -18,7 +18,8 @@ enum class RequantScheme {
   kQnnpackFp32,
   // onednn: reciprocal scales, float bias, ReLU and + zp in float before RNE (eq. 6.3).
   kOnednnReciprocalFp32,
-  // fbgemm: float bias f(b/atws), C = f(atws/out_s), RNE, + zp after (eq. 6.4).
+  // fbgemm: float bias b/atws (per channel) or fused b*f(1/atws) (per tensor), C = f(atws/out_s),
+  // RNE, + zp after (eq. 6.4).
   kFbgemmFp32,
 };
 
@@ -34,6 +35,15 @@ enum class AccumulationModel {
   // flattened (kh, kw, in-channel) reduction, in-channel fastest, saturated to int16; a pair
   // spans two taps when a group has an odd number of input channels (eq. 6.6).
   kInt16GemmPairSaturation,
+  // FBGEMM's GEMM kernels without VNNI (pointwise and im2col convs, linear): the pairs of eq. 6.6,
+  // but a padded tap reads the bin x_zp, as FBGEMM's im2col fills it, and takes part (eq. 6.6b).
+  kFbgemmInt16GemmPairs,
+  // FBGEMM's groupwise kernel without VNNI: the pairs of eq. 6.5 (channels 2j, 2j+1 at one tap),
+  // a padded tap reading the bin x_zp (eq. 6.5b).
+  kFbgemmInt16ChannelPairs,
+  // FBGEMM's depthwise kernel on every CPU: products of taps (2p, 2p+1) in (kh, kw) order summed
+  // with vpmaddubsw, a padded tap reading the bin x_zp (eq. 6.6c).
+  kFbgemmInt16TapPairs,
 };
 
 // The x86 instruction-set class oneDNN 2.6.3 dispatches its int8 conv kernels on. It decides
@@ -48,6 +58,24 @@ enum class OnednnIsa {
   kAvx2,
 };
 
+// The x86 instruction-set class FBGEMM 0d98c26 dispatches its int8 kernels on
+// (fbgemmInstructionSet, src/Utils.cc:295-337). FBGEMM knows AVX512-VNNI only, not AVX-VNNI.
+enum class FbgemmIsa {
+  kAvx512Vnni,  // vpdpbusd in the GEMM and groupwise kernels: exact (eq. 6.1)
+  kAvx512,      // AVX-512 F, BW, DQ, VL without VNNI: vpmaddubsw pairs (eq. 6.5b, 6.6b)
+  kAvx2,        // AVX2: vpmaddubsw pairs (eq. 6.5b, 6.6b). Older CPUs have no FBGEMM at all.
+};
+
+// How the per-tensor float bias meets the accumulator in FBGEMM's requantization (eq. 6.4a).
+enum class BiasAddRounding {
+  // f(f(acc) + f(b * rcp)): two roundings.
+  kTwoRoundings,
+  // f(f(acc) + b * rcp) in one rounding: the compiled AVX2 / AVX-512 kernels contract the
+  // product and the sum into vfmadd231ps (GCC's default -ffp-contract=fast), measured on the
+  // real library.
+  kFusedMultiplyAdd,
+};
+
 // How quantized::add / add_relu computes (eq. 6.7).
 enum class AddScheme {
   kQnnpackFixedPoint,  // qnnpack's q8vadd: integer multipliers, round half away from zero
@@ -58,6 +86,7 @@ std::string_view to_string(RequantScheme scheme);
 std::string_view to_string(AddScheme scheme);
 std::string_view to_string(AccumulationModel model);
 std::string_view to_string(OnednnIsa isa);
+std::string_view to_string(FbgemmIsa isa);
 
 struct BackendProfile {
   std::string name;  // the engine name a user passes: qnnpack, onednn, fbgemm
@@ -72,6 +101,12 @@ struct BackendProfile {
   bool qnnpack_operators = false;
   // onednn only: the ISA class its kernels are dispatched on (from the CpuFeatures).
   std::optional<OnednnIsa> onednn_isa;
+  // fbgemm only: the ISA class its kernels are dispatched on (from the CpuFeatures). The conv
+  // path, and so the accumulation, also depends on the conv's shape: see conv2d_accumulation.
+  std::optional<FbgemmIsa> fbgemm_isa;
+  // How a per-tensor float bias is added (eq. 6.4a); per-channel biases are divided first,
+  // which no FMA can absorb, so they always take two roundings.
+  BiasAddRounding per_tensor_bias_add = BiasAddRounding::kTwoRoundings;
   // The rule torch.fused_moving_avg_obs_fake_quant calls in the build this profile
   // describes: ATen's in Debian's build (no FBGEMM), FBGEMM's in official x86 wheels.
   QParamRule fused_fake_quant_rule = QParamRule::kAtenChooseQuantizationParams;
@@ -104,8 +139,17 @@ struct CpuFeatures {
 // Reads /proc/cpuinfo-equivalent facts of this machine (cpuid and xgetbv on x86).
 CpuFeatures detect_cpu_features();
 
+// A CPU of a named ISA class as cpuid would describe it, to ask "what would an engine do on CPU
+// X": "avx2"; "avx512" or "avx512_core" (AVX-512 F, BW, VL, DQ); "avx512_vnni" or "vnni" (those
+// and AVX512-VNNI). The names of to_string(FbgemmIsa) and to_string(OnednnIsa); nullopt for others.
+std::optional<CpuFeatures> cpu_features_of_class(std::string_view name);
+
 // The ISA class oneDNN dispatches on for `cpu`: VNNI first, then AVX-512 core, else AVX2.
 OnednnIsa onednn_isa_of(const CpuFeatures& cpu);
+
+// The ISA class FBGEMM dispatches on for `cpu`: AVX512-VNNI first, then AVX-512 (F, BW, DQ, VL),
+// else AVX2.
+FbgemmIsa fbgemm_isa_of(const CpuFeatures& cpu);
 
 // Whether oneDNN 2.6.3's jit int8 conv kernels take a conv with these channel counts: every
 // ungrouped conv, depthwise (1 in and 1 out channel per group), and grouped convs whose
