@@ -324,6 +324,19 @@ class ModelCliTest(unittest.TestCase):
     # ------------------------------------------------------------------------------------------
     # Good runs.
 
+    def test_fbgemm_one_file_form_runs_without_the_engine(self):
+        # Debian's libtorch has no fbgemm: the one-file form still emulates it (qparity derives the
+        # int8 model), says why there is no reference check, and names the engine it emulated.
+        out_json, _ = self.outputs("fbgemm")
+        r = run([self.conv["qat.pt"], "--input", self.conv["input.pt"], "--backend", "fbgemm", "--json", out_json])
+        self.assertIn(r.returncode, (0, 1), r.stderr)
+        doc = json.loads(read(out_json, "r"))
+        self.assertEqual(doc["backend"]["name"], "fbgemm")
+        self.assertIsNone(doc["models"]["int8"])
+        self.assertEqual(doc["convert"]["mode"], "derived")
+        self.assertIn("no fbgemm engine", doc["reference"]["skipped"])
+        self.assertGreaterEqual(len(doc["layers"]), 4)
+
     def test_good_run_writes_reports(self):
         out_json, out_html = self.outputs("good")
         r = run(self.good_args("--json", out_json, "--html", out_html))

@@ -289,11 +289,14 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
        {"--html", o.html_path}});
   const auto profile = make_backend_profile(o.backend, detect_cpu_features());
   if (!profile) throw std::invalid_argument("--backend: unknown engine '" + o.backend + "'");
-  if (!torchfe::engine_available(o.backend)) {
+  // Without the engine in this libtorch, only the one-file form can run: qparity derives the int8
+  // model itself, and the QAT model's ops do not depend on the quantized engine.
+  const bool engine_here = torchfe::engine_available(o.backend);
+  if (!engine_here && !one_file) {
     throw std::invalid_argument(
         "--backend " + o.backend + ": this libtorch build has no " + o.backend +
         " engine, so the int8 model cannot be loaded with it (Debian's PyTorch 1.13.1 has "
-        "qnnpack and onednn)");
+        "qnnpack and onednn); the one-file form (QAT.pt only) emulates it without loading an int8 model");
   }
   cli::OutputFiles outputs({{"--json", o.json_path}, {"--html", o.html_path}});
   const run::Tensor input =
@@ -303,7 +306,7 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
   const std::string input_text =
       model::to_string(input.dims) +
       (o.input_file.empty() ? " (--input-shape)" : " from " + o.input_file);
-  const torchfe::LoadOptions load{o.backend, o.torch_threads};
+  const torchfe::LoadOptions load{engine_here ? o.backend : std::string("qnnpack"), o.torch_threads};
   progress("reading and running " + o.qat_file + " ...");
   torchfe::LoadedPath qat =
       naming_file(o.qat_file, "the model fails on the input " + input_text + ": ",
@@ -354,6 +357,11 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
   }
   if (o.no_reference) {
     report.reference_skipped = "--no-reference";
+  } else if (!engine_here) {
+    // This libtorch's fused fake-quant derives qparams with ATen's rule; a build with the engine
+    // uses the engine's (the profile's fused_fake_quant_rule), which is what is emulated.
+    report.reference_skipped = "this libtorch has no " + o.backend + " engine: its QAT run is not the run of a " +
+                               o.backend + " build, and there is no real int8 model to run";
   } else {
     report.qat_reference = diff::check_reference(qat.graph, fq_run, qat.reference, qat.output);
     if (!one_file) report.int8_reference = diff::check_reference(int8.graph, q_run, int8.reference, int8.output);
