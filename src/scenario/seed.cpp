@@ -111,31 +111,74 @@ int64_t seed_bytes_per_row() {
   return kSeedChannels * kSeedWidth * kBytesPerElement;
 }
 
-void validate_seed_options(const SeedOptions& o) {
-  if (!std::isfinite(o.k) || !(o.k > 0.0)) {
-    throw std::invalid_argument("--k must be a finite number > 0");
+namespace {
+
+std::string shortest(double v);
+
+[[noreturn]] void refuse(const std::string& option, double value, const std::string& why) {
+  throw std::invalid_argument(option + " " + shortest(value) + ": " + why);
+}
+
+// The weight observer's min_val the seed hand-sets: min(W) with 0, per output channel when the
+// weights are per channel (the smallest of them bounds every channel's check).
+float weight_observer_min(const SeedOptions& o, const std::vector<float>& w) {
+  if (!is_per_channel(o.weight_qscheme)) return std::min(0.0f, *std::min_element(w.begin(), w.end()));
+  float largest = 0.0f;  // the largest channel min: a max below it fails that channel
+  for (int64_t m = 0; m < kSeedChannels; ++m) {
+    const auto row = w.begin() + static_cast<std::ptrdiff_t>(m * kSeedChannels);
+    largest = std::max(largest, std::min(0.0f, *std::min_element(row, row + kSeedChannels)));
   }
+  return largest;
+}
+
+}  // namespace
+
+void validate_seed_options(const SeedOptions& o) {
+  if (!std::isfinite(o.k) || !(o.k > 0.0)) refuse("--k", o.k, "must be a finite number > 0");
   const float kf = to_f32(o.k);
   if (!std::isfinite(kf) || kf == 0.0f || !std::isfinite(to_f32(2.0 * o.k / 255.0)) ||
       !std::isnormal(to_f32(o.k / 255.0))) {
-    throw std::invalid_argument("--k is outside the float32 range the experiment needs");
+    refuse("--k", o.k, "outside the float32 range the experiment needs (k/255 and 2k/255 must be normal floats)");
   }
   if (o.rows <= 0) throw std::invalid_argument("--rows must be a positive integer");
   if (o.weight_quant_min < -128 || o.weight_quant_max > 127 ||
       o.weight_quant_min >= o.weight_quant_max) {
-    throw std::invalid_argument("weight quant range must lie in [-128, 127] with min < max");
+    throw std::invalid_argument("--weight-quant-min " + std::to_string(o.weight_quant_min) +
+                                ": the weight range must lie in [-128, 127] with min < max (" +
+                                std::to_string(o.weight_quant_max) + ")");
   }
-  for (const auto& max : {o.weight_observer_max, o.output_observer_max, o.output_observer_min}) {
-    if (max && !(std::isfinite(*max) && std::isfinite(to_f32(*max)))) {
-      throw std::invalid_argument("observer max values must be finite float32 values");
+  const std::pair<const char*, const std::optional<double>*> observers[] = {
+      {"--weight-observer-max", &o.weight_observer_max},
+      {"--output-observer-max", &o.output_observer_max},
+      {"--output-observer-min", &o.output_observer_min}};
+  for (const auto& [option, value] : observers) {
+    if (*value && !(std::isfinite(**value) && std::isfinite(to_f32(**value)))) {
+      refuse(option, **value, "not a finite float32 value");
     }
   }
-  if (to_f32(o.output_observer_min.value_or(0.0)) > to_f32(o.output_observer_max.value_or(o.k))) {
-    throw std::invalid_argument("the output observer's min must not exceed its max");
+  const float out_min = to_f32(o.output_observer_min.value_or(0.0));
+  const float out_max = to_f32(o.output_observer_max.value_or(o.k));
+  if (out_min > out_max) {
+    // calculate_qparams asserts min <= max; name whichever value the user set.
+    if (o.output_observer_min) {
+      refuse("--output-observer-min", *o.output_observer_min,
+             "exceeds the output observer's max_val " + shortest(out_max) +
+                 (o.output_observer_max ? " (--output-observer-max)" : " (k)"));
+    }
+    refuse("--output-observer-max", *o.output_observer_max, "is below the output observer's min_val 0");
   }
-  for (const auto& scale : {o.input_scale, o.weight_scale, o.output_scale}) {
-    if (scale && !(std::isfinite(*scale) && std::isnormal(to_f32(*scale)) && *scale > 0.0)) {
-      throw std::invalid_argument("hand-set scales must be positive normal float32 values");
+  if (o.weight_observer_max) {
+    const float w_min = weight_observer_min(o, seed_weight(o));
+    if (to_f32(*o.weight_observer_max) < w_min) {
+      refuse("--weight-observer-max", *o.weight_observer_max,
+             "is below the weight observer's min_val " + shortest(w_min) + " (min(W) with 0)");
+    }
+  }
+  const std::pair<const char*, const std::optional<double>*> scales[] = {
+      {"--input-scale", &o.input_scale}, {"--weight-scale", &o.weight_scale}, {"--output-scale", &o.output_scale}};
+  for (const auto& [option, scale] : scales) {
+    if (*scale && !(std::isfinite(**scale) && std::isnormal(to_f32(**scale)) && **scale > 0.0)) {
+      refuse(option, **scale, "a hand-set scale must be a positive normal float32 value");
     }
   }
 }

@@ -253,6 +253,20 @@ class BadInput(unittest.TestCase):
         self.assert_usage_error(["seed", "--input-scale", "-1"], "--input-scale")
         self.assert_usage_error(["seed", "--weight-scale", "x"], "--weight-scale")
 
+    def test_bad_observer_and_scale_values_are_named_with_their_value(self):
+        # Every refusal names the option and quotes the value (never an internal message).
+        cases = ((["--weight-observer-max", "-1"], "--weight-observer-max -1", "min_val 0"),
+                 (["--output-observer-min", "1e39"], "--output-observer-min 1e+39", "finite float32"),
+                 (["--output-observer-min", "2", "--output-observer-max", "1"], "--output-observer-min 2",
+                  "--output-observer-max"),
+                 (["--output-observer-max", "-1"], "--output-observer-max -1", "min_val 0"),
+                 (["--weight-scale", "1e-45"], "--weight-scale 1e-45", "positive normal"),
+                 (["--k", "1e39"], "--k 1e+39", "float32 range"))
+        for args, *fragments in cases:
+            self.assert_usage_error(["seed", *args], *fragments)
+        for ok in (["--weight-observer-max", "0"], ["--weight-pattern", "negative", "--weight-observer-max", "-1"]):
+            self.assertEqual(run("seed", "--no-diagnosis", *ok).returncode, 0, ok)
+
     def test_bad_budgets(self):
         for value, why in (("foo=1", "unknown budget"), ("max-dq", "NAME=LIMIT"),
                            ("max-dq=-1", "limit >= 0"), ("max-dq=x", "limit >= 0"),
