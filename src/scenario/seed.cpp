@@ -147,6 +147,12 @@ void validate_seed_options(const SeedOptions& o) {
                                 ": the weight range must lie in [-128, 127] with min < max (" +
                                 std::to_string(o.weight_quant_max) + ")");
   }
+  if (o.weight_quant_min > 0) {
+    // PyTorch refuses it too: the observer's _validate_qmin_qmax asserts quant_min <= 0 <= quant_max
+    // ("Used-specified quantization range must include 0."); a run would have no zero bin.
+    throw std::invalid_argument("--weight-quant-min " + std::to_string(o.weight_quant_min) +
+                                ": the weight range must include 0, as PyTorch's observers require");
+  }
   const std::pair<const char*, const std::optional<double>*> observers[] = {
       {"--weight-observer-max", &o.weight_observer_max},
       {"--output-observer-max", &o.output_observer_max},

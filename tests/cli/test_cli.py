@@ -247,6 +247,10 @@ class BadInput(unittest.TestCase):
         self.assert_usage_error(["seed", "--weight-qscheme", "per_channel"], "--weight-qscheme")
         self.assert_usage_error(["seed", "--weight-quant-min", "-129"], "--weight-quant-min")
         self.assert_usage_error(["seed", "--weight-quant-min", "127"], "--weight-quant-min")
+        # PyTorch's observers assert quant_min <= 0 <= quant_max; a range without 0 gave a NaN scale.
+        self.assert_usage_error(["seed", "--weight-quant-min", "126", "--weight-pattern", "mixed"],
+                                "--weight-quant-min 126", "include 0")
+        self.assertEqual(run("seed", "--no-diagnosis", "--weight-quant-min", "0").returncode in (0, 1), True)
         self.assert_usage_error(["seed", "--weight-pattern", "random"], "--weight-pattern")
         self.assert_usage_error(["seed", "--weight-observer-max", "nan"], "--weight-observer-max")
         self.assert_usage_error(["seed", "--output-scale", "0"], "--output-scale")

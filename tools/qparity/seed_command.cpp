@@ -109,7 +109,8 @@ void add_seed_options(CLI::App& command, SeedCommandOptions& o) {
       ->capture_default_str()
       ->group("Quantization knobs");
   command.add_option("--weight-quant-min", o.weight_quant_min,
-                     "Weight quant_min (quant_max stays 127); -127 gives the symmetric [-127, 127]")
+                     "Weight quant_min, -128 to 0 (quant_max stays 127; PyTorch's ranges include 0); -127 gives the\n"
+                     "symmetric [-127, 127]")
       ->transform(decimal_integer())
       ->check(in_range(-128, 126, " (the range ends at 127)"))
       ->type_name("INT")
