@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
+#include <span>
 #include <string>
 #include <thread>
 
@@ -119,15 +120,24 @@ std::string shortest(double v);
   throw std::invalid_argument(option + " " + shortest(value) + ": " + why);
 }
 
-// The weight observer's min_val the seed hand-sets: min(W) with 0, per output channel when the
-// weights are per channel (the smallest of them bounds every channel's check).
+// The observer range the seed hand-sets for weights w: [min(w), max(w)] widened to include 0.
+float min_with_zero(std::span<const float> w) { return std::min(0.0f, *std::min_element(w.begin(), w.end())); }
+float max_with_zero(std::span<const float> w) { return std::max(0.0f, *std::max_element(w.begin(), w.end())); }
+
+// Output channel m's row of the [3, 3, 1, 1] weight.
+std::span<const float> weight_row(const std::vector<float>& w, int64_t m) {
+  return std::span<const float>(w).subspan(static_cast<size_t>(m * kSeedChannels), kSeedChannels);
+}
+
+// The conv weight [3, 3, 1, 1] as an IR constant.
+model::ConstantTensor weight_tensor(const std::vector<float>& w) { return {{kSeedChannels, kSeedChannels, 1, 1}, w}; }
+
+// The weight observer's min_val the seed hand-sets, per output channel when the weights are per
+// channel (the largest of them bounds every channel's check: a max below it fails that channel).
 float weight_observer_min(const SeedOptions& o, const std::vector<float>& w) {
-  if (!is_per_channel(o.weight_qscheme)) return std::min(0.0f, *std::min_element(w.begin(), w.end()));
-  float largest = 0.0f;  // the largest channel min: a max below it fails that channel
-  for (int64_t m = 0; m < kSeedChannels; ++m) {
-    const auto row = w.begin() + static_cast<std::ptrdiff_t>(m * kSeedChannels);
-    largest = std::max(largest, std::min(0.0f, *std::min_element(row, row + kSeedChannels)));
-  }
+  if (!is_per_channel(o.weight_qscheme)) return min_with_zero(w);
+  float largest = 0.0f;
+  for (int64_t m = 0; m < kSeedChannels; ++m) largest = std::max(largest, min_with_zero(weight_row(w, m)));
   return largest;
 }
 
@@ -297,7 +307,7 @@ model::Graph seed_qat_graph(const SeedModules& m, const std::vector<float>& weig
                    point_of("conv.weight_fake_quant", m.weight, m.weight_channels),
                    point_of("conv.activation_post_process", m.output, {})};
   const model::Dims dims{1, kSeedChannels, rows, kSeedWidth};
-  const model::ConstantTensor w{{kSeedChannels, kSeedChannels, 1, 1}, weight};
+  const model::ConstantTensor w = weight_tensor(weight);
   const model::ConstantTensor b{{kSeedChannels}, bias};
   g.input = g.add_value(dims, model::ValueType::kFloat);
   const model::ValueId w_id = g.add_constant(w);
@@ -410,8 +420,8 @@ SeedExperiment::SeedExperiment(const SeedOptions& o, const CpuFeatures& cpu) : o
 
   // The seed's set_qconfig_params: hand-set "theoretical" scales and observer ranges.
   SeedModules m{activation_module(o), weight_module(o), activation_module(o), {}};
-  const float w_min = std::min(0.0f, *std::min_element(weight_.begin(), weight_.end()));
-  const float w_max = std::max(0.0f, *std::max_element(weight_.begin(), weight_.end()));
+  const float w_min = min_with_zero(weight_);
+  const float w_max = max_with_zero(weight_);
   hand_set_scale(m.weight, o.weight_scale.value_or(2.0 * o.k / 255.0));  // "symmetric, hence x2"
   m.weight.min_val = w_min;
   m.weight.max_val = o.weight_observer_max ? to_f32(*o.weight_observer_max) : w_max;
@@ -420,11 +430,8 @@ SeedExperiment::SeedExperiment(const SeedOptions& o, const CpuFeatures& cpu) : o
     // the hand-set scale is repeated and the zero points start at 0, one per channel.
     for (int64_t c = 0; c < kSeedChannels; ++c) {
       FakeQuantModule channel = m.weight;
-      const auto row = weight_.begin() + static_cast<std::ptrdiff_t>(c * kSeedChannels);
-      channel.min_val = std::min(0.0f, *std::min_element(row, row + kSeedChannels));
-      channel.max_val = o.weight_observer_max
-                            ? to_f32(*o.weight_observer_max)
-                            : std::max(0.0f, *std::max_element(row, row + kSeedChannels));
+      channel.min_val = min_with_zero(weight_row(weight_, c));
+      channel.max_val = o.weight_observer_max ? to_f32(*o.weight_observer_max) : max_with_zero(weight_row(weight_, c));
       m.weight_channels.push_back(channel);
     }
   }
@@ -557,7 +564,7 @@ SeedExperiment::BlockGraphs SeedExperiment::qat_graphs(const PathGrids& g) const
 }
 
 SeedExperiment::BlockGraphs SeedExperiment::int8_graphs(const PathGrids& g) const {
-  const model::ConstantTensor w{{kSeedChannels, kSeedChannels, 1, 1}, weight_};
+  const model::ConstantTensor w = weight_tensor(weight_);
   BlockGraphs out{set_int8_grids(int8_.block, g, w), {}};
   if (!int8_.tail.nodes.empty()) out.tail = set_int8_grids(int8_.tail, g, w);
   return out;
@@ -577,8 +584,7 @@ PathRun SeedExperiment::run_fake_quant(const PathGrids& g) const {
 std::vector<int8_t> SeedExperiment::quantize_weight(const PathGrids& g) const {
   // quantize_per_tensor / quantize_per_channel(w, scale, zp, qint8) (eq. 5.1: a per-channel
   // scale is a double holding a float32 value), clamped to the module's range.
-  const model::ConstantTensor w{{kSeedChannels, kSeedChannels, 1, 1}, weight_};
-  return model::quantize_weight(w, !g.weight_channels.empty(), point_grids(g)[1], {}).data;
+  return model::quantize_weight(weight_tensor(weight_), !g.weight_channels.empty(), point_grids(g)[1], {}).data;
 }
 
 PathGrids PathResult::grids() const {
