@@ -31,6 +31,14 @@ std::optional<run::FakeQuantUse> own_fake_quant(const Layer& layer, const run::R
   return std::nullopt;
 }
 
+int64_t fake_quant_bin(const LayerComparison& c, const Tensor& fq, size_t i) {
+  return quantize_value(value_at(fq, i), c.fake_quant_grid);
+}
+
+int64_t int8_bin(const LayerComparison& c, const Tensor& q, size_t i) {
+  return q.quantized() ? q.bins[i] : quantize_value(q.values[i], c.int8_grid);
+}
+
 void fill_metrics(const Tensor& fq, const Tensor& q, LayerComparison& c) {
   double signal = 0.0;
   double noise = 0.0;
@@ -40,8 +48,8 @@ void fill_metrics(const Tensor& fq, const Tensor& q, LayerComparison& c) {
   for (size_t i = 0; i < static_cast<size_t>(c.numel); ++i) {
     const double a = value_at(fq, i);
     const double b = value_at(q, i);
-    const int64_t fq_bin = quantize_value(static_cast<float>(a), c.fake_quant_grid);
-    const int64_t q_bin = q.quantized() ? q.bins[i] : quantize_value(static_cast<float>(b), c.int8_grid);
+    const int64_t fq_bin = fake_quant_bin(c, fq, i);
+    const int64_t q_bin = int8_bin(c, q, i);
     const int64_t dq = q_bin - fq_bin;
     if (dq != 0) {
       ++c.bin_mismatch_count;
@@ -64,7 +72,64 @@ void fill_metrics(const Tensor& fq, const Tensor& q, LayerComparison& c) {
   c.cosine = fq_norm == 0.0 || q_norm == 0.0 ? (fq_norm == q_norm ? 1.0 : 0.0) : dot / std::sqrt(fq_norm * q_norm);
 }
 
+void check_same_size(const LayerComparison& like, const Tensor& fq, const Tensor& q) {
+  if (fq.numel() != like.numel || q.numel() != like.numel) {
+    throw std::invalid_argument("layer '" + like.name + "': values of another size than the layer's output");
+  }
+}
+
 }  // namespace
+
+LayerComparison compare_layer_values(const LayerComparison& like, const Tensor& fake_quant, const Tensor& int8) {
+  check_same_size(like, fake_quant, int8);
+  LayerComparison c = like;
+  c.bin_mismatch_count = 0;
+  c.max_abs_dq = 0;
+  c.dq_histogram.clear();
+  c.max_abs_error = 0.0;
+  c.first_mismatch.reset();
+  c.order_sensitive_bins.reset();
+  fill_metrics(fake_quant, int8, c);
+  return c;
+}
+
+std::vector<int32_t> layer_dq(const LayerComparison& like, const Tensor& fake_quant, const Tensor& int8) {
+  check_same_size(like, fake_quant, int8);
+  std::vector<int32_t> dq(static_cast<size_t>(like.numel));
+  for (size_t i = 0; i < dq.size(); ++i) {
+    dq[i] = static_cast<int32_t>(int8_bin(like, int8, i) - fake_quant_bin(like, fake_quant, i));
+  }
+  return dq;
+}
+
+OutputAgreement output_agreement(const Tensor& fq_out, const Tensor& q_out) {
+  OutputAgreement a;
+  const auto n = static_cast<size_t>(std::min(fq_out.numel(), q_out.numel()));
+  double signal = 0.0;
+  double noise = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    const double x = value_at(fq_out, i);
+    const double d = x - static_cast<double>(value_at(q_out, i));
+    signal += x * x;
+    noise += d * d;
+    a.max_abs_difference = std::max(a.max_abs_difference, std::abs(d));
+  }
+  a.sqnr_db = noise == 0.0 ? std::numeric_limits<double>::infinity() : 10.0 * std::log10(signal / noise);
+  // top-1 over the last dimension, row by row.
+  const int64_t classes = q_out.dims.empty() ? 1 : q_out.dims.back();
+  for (int64_t r = 0; classes > 0 && (r + 1) * classes <= static_cast<int64_t>(n); ++r) {
+    auto argmax = [&](const Tensor& t) {
+      int64_t best = 0;
+      for (int64_t k = 1; k < classes; ++k) {
+        if (value_at(t, static_cast<size_t>(r * classes + k)) > value_at(t, static_cast<size_t>(r * classes + best))) best = k;
+      }
+      return best;
+    };
+    ++a.top1_rows;
+    if (argmax(fq_out) == argmax(q_out)) ++a.top1_agreeing;
+  }
+  return a;
+}
 
 ModelComparison compare_paths(const Graph& fake_quant, const run::RunResult& fake_quant_run, const Graph& int8,
                               const run::RunResult& int8_run) {
@@ -86,6 +151,7 @@ ModelComparison compare_paths(const Graph& fake_quant, const run::RunResult& fak
     const Tensor& q = int8_run.values[static_cast<size_t>(layer.output)];
     c.dims = q.dims;
     c.numel = q.numel();
+    c.int8_value = layer.output;
     const Layer* fq_layer = nullptr;
     if (const auto it = fq_index.find(layer.name); it != fq_index.end()) {
       fq_layer = &fq_layers[it->second];
@@ -101,6 +167,7 @@ ModelComparison compare_paths(const Graph& fake_quant, const run::RunResult& fak
                                   ") has no layer of that name in the QAT model");
     }
     counterpart[layer.name] = fq_layer;
+    c.fake_quant_value = fq_layer->output;
     const Tensor& fq = fake_quant_run.values[static_cast<size_t>(fq_layer->output)];
     if (fq.numel() != q.numel()) {
       throw std::invalid_argument("the models do not correspond: layer '" + layer.name + "' outputs " +
@@ -153,24 +220,10 @@ ModelComparison compare_paths(const Graph& fake_quant, const run::RunResult& fak
   const Tensor& fq_out = fake_quant_run.values[static_cast<size_t>(fake_quant.output)];
   const Tensor& q_out = int8_run.values[static_cast<size_t>(int8.output)];
   result.output_dims = q_out.dims;
-  const auto n = static_cast<size_t>(std::min(fq_out.numel(), q_out.numel()));
-  for (size_t i = 0; i < n; ++i) {
-    result.output_max_abs_difference =
-        std::max(result.output_max_abs_difference, std::abs(static_cast<double>(value_at(fq_out, i)) - value_at(q_out, i)));
-  }
-  // top-1 over the last dimension, row by row.
-  const int64_t classes = q_out.dims.empty() ? 1 : q_out.dims.back();
-  for (int64_t r = 0; classes > 0 && (r + 1) * classes <= static_cast<int64_t>(n); ++r) {
-    auto argmax = [&](const Tensor& t) {
-      int64_t best = 0;
-      for (int64_t k = 1; k < classes; ++k) {
-        if (value_at(t, static_cast<size_t>(r * classes + k)) > value_at(t, static_cast<size_t>(r * classes + best))) best = k;
-      }
-      return best;
-    };
-    ++result.top1_rows;
-    if (argmax(fq_out) == argmax(q_out)) ++result.top1_agreeing;
-  }
+  const OutputAgreement agreement = output_agreement(fq_out, q_out);
+  result.output_max_abs_difference = agreement.max_abs_difference;
+  result.top1_rows = agreement.top1_rows;
+  result.top1_agreeing = agreement.top1_agreeing;
   return result;
 }
 

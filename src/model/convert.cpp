@@ -104,7 +104,27 @@ QuantizedWeight convert_weight(const ConstantTensor& w, FakeQuantPoint point, st
   return q;
 }
 
+ConvertFloat folded(const ConvertSource& source, double eps) {
+  ConvertFloat f{source.weight, source.bias ? source.bias->data : std::vector<float>()};
+  if (source.bn) fold_batch_norm(*source.bn, eps, f.weight, f.bias);
+  return f;
+}
+
+// The BN eps of a layer's batch-norm node (1e-5 when it has none).
+double batch_norm_eps(const Graph& g, const std::string& layer) {
+  for (const Node& n : g.nodes) {
+    if (n.layer == layer && n.op == OpKind::kBatchNorm) return std::get<BatchNormParams>(n.params).eps;
+  }
+  return 1e-5;
+}
+
 }  // namespace
+
+std::optional<ConvertFloat> convert_float(const Graph& qat, const std::string& layer) {
+  const ConvertSource* source = source_named(qat, layer);
+  if (source == nullptr) return std::nullopt;
+  return folded(*source, batch_norm_eps(qat, layer));
+}
 
 QuantizedWeight quantize_weight(const ConstantTensor& w, bool per_channel, std::span<const QuantGrid> grids,
                                 std::vector<float> bias) {
@@ -196,9 +216,7 @@ class Converter {
       if (n.op == OpKind::kBatchNorm) eps = std::get<BatchNormParams>(n.params).eps;
     }
     if (op == nullptr) refuse(layer.name, "its module (" + source.type + ") ran no conv or linear op");
-    ConstantTensor weight = source.weight;
-    std::vector<float> bias = source.bias ? source.bias->data : std::vector<float>();
-    if (source.bn) fold_batch_norm(*source.bn, eps, weight, bias);
+    auto [weight, bias] = folded(source, eps);
     const FakeQuantPoint* wfq = point_named(qat_, layer.name + ".weight_fake_quant");
     if (wfq == nullptr) refuse(layer.name, "it has no weight fake-quant");
     QConvParams p;

@@ -517,6 +517,7 @@ FbgemmConvPath fbgemm_conv_path(FbgemmIsa isa, const Shape4& input, const Shape4
 
 AccumulationModel conv2d_accumulation(const BackendProfile& profile,
                                       const QuantizedConv2dArgs& a) {
+  if (profile.accumulation_override) return *profile.accumulation_override;
   const int64_t groups = a.geometry.groups;
   if (groups <= 0) return profile.accumulation;  // conv2d_output_shape reports the error
   if (profile.fbgemm_isa) {

@@ -31,6 +31,7 @@
 #include "../qparity/option_checks.h"
 #include "model_html.h"
 #include "model_report.h"
+#include "qparity/diagnose/model_diagnosis.h"
 #include "qparity/diff/layer_compare.h"
 #include "qparity/model/convert.h"
 #include "qparity/run/executor.h"
@@ -54,6 +55,7 @@ struct ModelOptions {
   int torch_threads = 1;
   bool no_order_check = false;
   bool no_reference = false;
+  bool no_diagnosis = false;
   std::optional<std::string> json_path;
   std::optional<std::string> html_path;
   std::vector<std::string> fail_on;
@@ -253,20 +255,25 @@ bool is_fx(const model::Graph& qat) {
   });
 }
 
-void check_convert(const model::Graph& qat, const model::Graph& int8, const BackendProfile& profile,
-                   cli::ModelReport& report) {
+// Returns qparity's convert() of the QAT model when it equals the int8 model to the bit: the
+// diagnosis then knows the rules behind the int8 qparams.
+std::optional<model::Graph> check_convert(const model::Graph& qat, const model::Graph& int8,
+                                          const BackendProfile& profile, cli::ModelReport& report) {
   if (is_fx(qat)) {
     report.convert_mode = "unavailable";
     report.convert_error = "an FX model; qparity emulates eager convert() only";
-    return;
+    return std::nullopt;
   }
   try {
-    report.convert_differences = model::compare_converted(model::convert_eager(qat, profile), int8);
+    model::Graph converted = model::convert_eager(qat, profile);
+    report.convert_differences = model::compare_converted(converted, int8);
     report.convert_mode = "checked";
+    if (report.convert_differences.empty()) return converted;
   } catch (const std::invalid_argument& e) {
     report.convert_mode = "unavailable";
     report.convert_error = e.what();
   }
+  return std::nullopt;
 }
 
 int run_model(const ModelOptions& o, const std::string& command_line) {
@@ -313,6 +320,7 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
                   [&] { return torchfe::load_qat_model(o.qat_file, input, load); });
   cli::ModelReport report;
   torchfe::LoadedPath int8;
+  std::optional<model::Graph> converted;  // equal to the int8 model: it knows its qparams' rules
   if (one_file) {
     if (is_fx(qat.graph)) {
       throw std::invalid_argument(o.qat_file + ": an FX model: the one-file form emulates eager convert() only; "
@@ -325,7 +333,7 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
     int8 = naming_file(o.int8_file, "the model fails on the input " + input_text + ": ",
                        [&] { return torchfe::load_int8_model(o.int8_file, input, load); });
     model::adopt_layer_names(int8.graph, qat.graph);
-    check_convert(qat.graph, int8.graph, *profile, report);
+    converted = check_convert(qat.graph, int8.graph, *profile, report);
   }
   auto kernels = torchfe::make_torch_float_kernels(o.torch_threads);
   // Both paths emulate the PyTorch thread count's elementwise loop split (eq. 6.9).
@@ -347,6 +355,15 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
     throw std::invalid_argument(o.qat_file + (one_file ? "" : " and " + o.int8_file) + ": " + e.what());
   }
   if (!o.no_order_check) check_summation_order(qat.graph, fq_run, *profile, o.torch_threads, report);
+  if (o.no_diagnosis) {
+    report.diagnosis_skipped = "--no-diagnosis";
+  } else {
+    progress("diagnosing: each layer on the QAT path's input, its causes, its impact ...");
+    report.diagnosis = diagnose::diagnose_model({qat.graph, fq_run, int8.graph, q_run}, report.comparison,
+                                                {.profile = &*profile, .framework_threads = o.torch_threads,
+                                                 .threads = o.threads,
+                                                 .converted = converted ? &*converted : nullptr});
+  }
   const run::Tensor& fq_out = fq_run.values[static_cast<size_t>(qat.graph.output)];
   const run::Tensor& q_out = q_run.values[static_cast<size_t>(int8.graph.output)];
   report.fake_quant_output = cli::output_values(fq_out);
@@ -428,6 +445,9 @@ int main(int argc, char** argv) {
                  "default: this machine's CPU count)")
       ->check(CLI::Range(1, 256))
       ->default_val(std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 256));
+  app.add_flag("--no-diagnosis", o.no_diagnosis,
+               "Skip the diagnosis: each int8 layer re-run on the QAT path's input (its own error and the\n"
+               "inherited), the causes of its own error, and each layer's impact on the final output");
   app.add_flag("--no-order-check", o.no_order_check,
                "Skip counting the QAT bins that the float kernels' summation order decides (each conv,\n"
                "linear, batch-norm and pooling layer re-run with qparity's sequential kernels)");

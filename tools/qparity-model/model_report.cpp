@@ -5,6 +5,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "model_diagnosis_report.h"
 #include "qparity/numerics/quantize.h"
 #include "qparity/version.h"
 
@@ -247,6 +248,7 @@ std::string render_model_console(const ModelReport& r) {
                        t.layers.empty() ? "" : " (first: " + t.layers.front() + "); PyTorch's own order decides them");
   }
   out += convert_text(r);
+  out += render_diagnosis_console(r);
   for (const auto& v : r.budgets) {
     out += fmt::format("budget {}={}: {} ({}{})\n", v.budget, v.limit,
                        v.exceeded ? "EXCEEDED" : "held", budget_measure_text(v),
@@ -315,6 +317,7 @@ std::string render_model_json(const ModelReport& r) {
     }
     doc["budgets"] = budgets;
   }
+  add_diagnosis_json(r, doc);
   // Any byte that is not UTF-8 (a file name) becomes U+FFFD instead of an exception.
   return doc.dump(1, ' ', false, Json::error_handler_t::replace) + "\n";
 }

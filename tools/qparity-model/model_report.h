@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "qparity/diagnose/model_diagnosis.h"
 #include "qparity/diff/layer_compare.h"
 #include "qparity/profile/backend_profile.h"
 #include "qparity/run/tensor.h"
@@ -44,6 +45,10 @@ struct ModelReport {
   std::string convert_mode;
   std::vector<std::string> convert_differences;
   std::string convert_error;
+  // Local / inherited error, causes and impact (model_diagnosis_report.h); absent with
+  // --no-diagnosis (why in diagnosis_skipped).
+  std::optional<diagnose::ModelDiagnosis> diagnosis;
+  std::string diagnosis_skipped;
 };
 
 // A final output's float values (a quantized output dequantized), flattened row-major.

@@ -25,6 +25,8 @@ struct LayerComparison {
   std::string name;
   std::string op;  // the int8 layer's last op, e.g. "quantized::conv2d"
   model::Dims dims;
+  // The values compared: the fake-quant layer's output in the QAT graph, the int8 layer's.
+  model::ValueId fake_quant_value = model::kNoValue, int8_value = model::kNoValue;
   bool has_fake_quant_counterpart = true;
   // The grid the fake-quant values are binned on: the layer's own output fake-quant, or (when
   // QAT leaves the output unquantized) the int8 grid.
@@ -47,6 +49,23 @@ struct LayerComparison {
   // order_sensitive_bins); absent when not measured or the layer has no order-dependent op.
   std::optional<int64_t> order_sensitive_bins;
 };
+
+// Bins both values of one layer as `like` does (its grids, its shape) and measures them again:
+// counts, Δq histogram, SQNR and the rest, for other values of the same layer (a re-run).
+LayerComparison compare_layer_values(const LayerComparison& like, const run::Tensor& fake_quant,
+                                     const run::Tensor& int8);
+
+// Δq = int8 bin - fake-quant bin of every element, binned as `like` does.
+std::vector<int32_t> layer_dq(const LayerComparison& like, const run::Tensor& fake_quant, const run::Tensor& int8);
+
+// How far the two paths' final outputs are apart.
+struct OutputAgreement {
+  double sqnr_db = 0.0;  // +inf when equal
+  double max_abs_difference = 0.0;
+  int64_t top1_rows = 0;  // rows of the last dimension
+  int64_t top1_agreeing = 0;
+};
+OutputAgreement output_agreement(const run::Tensor& fake_quant, const run::Tensor& int8);
 
 struct ModelComparison {
   std::vector<LayerComparison> layers;  // int8 execution order

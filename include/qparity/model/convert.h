@@ -6,6 +6,7 @@
 // int8 ops give their outputs.
 #pragma once
 
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -24,6 +25,15 @@ Graph convert_eager(const Graph& qat, const BackendProfile& profile);
 // each grid's range); the scales are stored as the doubles a quantized tensor holds.
 QuantizedWeight quantize_weight(const ConstantTensor& weight, bool per_channel, std::span<const QuantGrid> grids,
                                 std::vector<float> bias);
+
+// The float weight and bias convert() quantizes for conv / linear layer `layer` of a QAT graph:
+// the module's own, with its BN folded in (eq. O8.1). nullopt when the graph has no convert
+// source for the layer (FX models, float layers).
+struct ConvertFloat {
+  ConstantTensor weight;
+  std::vector<float> bias;  // empty = none
+};
+std::optional<ConvertFloat> convert_float(const Graph& qat, const std::string& layer);
 
 // Sets every value's channels_last as the int8 ops of `profile`'s engine lay their outputs out.
 void infer_int8_layouts(Graph& int8, const BackendProfile& profile);

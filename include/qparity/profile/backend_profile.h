@@ -115,6 +115,10 @@ struct BackendProfile {
   // qnnpack pads its per-channel weight scales with 8 entries of 1.0 and checks every
   // requantization scale, so f(f(1 * x_s) * f(1 / out_s)) must be normal too (eq. 6.2b).
   bool checks_padded_unit_weight_scale = false;
+  // A what-if for the diagnosis: every conv and linear accumulates this way, whatever kernel the
+  // engine would pick (e.g. exact int32 sums, to measure what pair saturation costs). Never set
+  // by make_backend_profile.
+  std::optional<AccumulationModel> accumulation_override;
   // True when a parity test checks this profile against a real PyTorch kernel here.
   bool verified_against_real_kernel = false;
   // One sentence on where the semantics come from, printed in every report.

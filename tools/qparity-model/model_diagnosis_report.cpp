@@ -1,0 +1,144 @@
+#include "model_diagnosis_report.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+namespace qparity::cli {
+namespace {
+
+using Json = nlohmann::ordered_json;
+using diagnose::ModelDiagnosis;
+
+Json real(double v) {
+  if (std::isfinite(v)) return v;
+  return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
+}
+
+std::string db_text(double db) {
+  if (std::isnan(db)) return "nan";
+  return std::isinf(db) ? (db > 0 ? "inf" : "-inf") : fmt::format("{:.1f}", db);
+}
+
+double share(int64_t part, int64_t whole) {
+  return whole == 0 ? 0.0 : 100.0 * static_cast<double>(part) / static_cast<double>(whole);
+}
+
+// Per cause class: elements explained and layers, most elements first.
+struct CauseTotal {
+  std::string cause;
+  int64_t elements = 0;
+  std::vector<std::string> layers;
+  const diagnose::ModelFinding* largest = nullptr;
+};
+
+std::vector<CauseTotal> cause_totals(const ModelDiagnosis& d) {
+  std::map<std::string, CauseTotal> by_class;
+  for (const auto& f : d.findings) {
+    CauseTotal& t = by_class[std::string(to_string(f.cause))];
+    t.cause = std::string(to_string(f.cause));
+    t.elements += f.explains_elements;
+    t.layers.push_back(f.layer);
+    if (t.largest == nullptr || f.explains_elements > t.largest->explains_elements) t.largest = &f;
+  }
+  std::vector<CauseTotal> totals;
+  for (auto& [name, t] : by_class) totals.push_back(std::move(t));
+  std::stable_sort(totals.begin(), totals.end(),
+                   [](const CauseTotal& a, const CauseTotal& b) { return a.elements > b.elements; });
+  return totals;
+}
+
+int64_t layers_creating_error(const ModelDiagnosis& d) {
+  return std::count_if(d.local.begin(), d.local.end(),
+                       [](const diagnose::LocalError& l) { return l.measured && l.bin_mismatch_count > 0; });
+}
+
+Json impact_json(const diagnose::LayerImpact& i) {
+  return {{"layer", i.layer},
+          {"local_bin_mismatch_count", i.local_mismatches},
+          {"final_sqnr_db_before", real(i.before.sqnr_db)},
+          {"final_sqnr_db_after", real(i.after.sqnr_db)},
+          {"final_max_abs_difference_before", real(i.before.max_abs_difference)},
+          {"final_max_abs_difference_after", real(i.after.max_abs_difference)},
+          {"top1_rows", i.before.top1_rows},
+          {"top1_agreeing_before", i.before.top1_agreeing},
+          {"top1_agreeing_after", i.after.top1_agreeing}};
+}
+
+}  // namespace
+
+std::string render_diagnosis_console(const ModelReport& r) {
+  if (!r.diagnosis) {
+    return r.diagnosis_skipped.empty() ? std::string() : "diagnosis skipped: " + r.diagnosis_skipped + "\n";
+  }
+  const ModelDiagnosis& d = *r.diagnosis;
+  int64_t all = 0;
+  for (const auto& l : r.comparison.layers) all += l.bin_mismatch_count;
+  std::string out = "\ndiagnosis (each int8 layer re-run on the QAT path's input, then one quantization point at a "
+                    "time swapped to the QAT path's):\n";
+  out += fmt::format("  layers creating error: {} of {}; their own mismatches: {} ({:.1f}% of all {} differing bins; "
+                     "the rest are inherited from earlier layers)\n",
+                     layers_creating_error(d), d.local.size(), d.local_mismatches, share(d.local_mismatches, all), all);
+  if (d.findings.empty()) return out + "  no layer creates error by itself\n";
+  out += fmt::format("  causes (share of the layers' own mismatches; explained {:.1f}%):\n",
+                     share(d.explained_elements, d.local_mismatches));
+  for (const auto& t : cause_totals(d)) {
+    out += fmt::format("    {:<30} {:>5.1f}%  {:>9} elements in {:>3} layer{}  largest: {}: {}\n", t.cause,
+                       share(t.elements, d.local_mismatches), t.elements, t.layers.size(),
+                       t.layers.size() == 1 ? " " : "s", t.largest->layer,
+                       t.largest->evidence.empty() ? "" : t.largest->evidence.front());
+  }
+  if (!d.impact.empty()) {
+    out += "  top layers by impact (final output if the layer's own error were removed):\n";
+    for (size_t i = 0; i < d.impact.size() && i < 5; ++i) {
+      const auto& m = d.impact[i];
+      out += fmt::format("    {:<32} own mismatches {:>8}  SQNR {} -> {} dB  max abs diff {:.4g} -> {:.4g}  top-1 "
+                         "{}/{} -> {}/{}\n",
+                         m.layer, m.local_mismatches, db_text(m.before.sqnr_db), db_text(m.after.sqnr_db),
+                         m.before.max_abs_difference, m.after.max_abs_difference, m.before.top1_agreeing,
+                         m.before.top1_rows, m.after.top1_agreeing, m.after.top1_rows);
+    }
+  }
+  return out;
+}
+
+void add_diagnosis_json(const ModelReport& r, Json& doc) {
+  if (!r.diagnosis) {
+    if (!r.diagnosis_skipped.empty()) doc["summary"]["diagnosis"] = {{"skipped", r.diagnosis_skipped}};
+    return;
+  }
+  const ModelDiagnosis& d = *r.diagnosis;
+  Json& layers = doc["layers"];
+  for (size_t i = 0; i < d.local.size() && i < layers.size(); ++i) {
+    const auto& l = d.local[i];
+    layers[i]["local"] = l.measured ? Json{{"bin_mismatch_count", l.bin_mismatch_count},
+                                           {"max_abs_dq", l.max_abs_dq},
+                                           {"inherited_count", l.inherited_count}}
+                                    : Json{{"not_measured", l.not_measured}};
+  }
+  Json findings = Json::array();
+  for (const auto& f : d.findings) {
+    findings.push_back({{"class", std::string(to_string(f.cause))},
+                        {"layer", f.layer},
+                        {"point", f.point},
+                        {"explains_elements", f.explains_elements},
+                        {"evidence", f.evidence}});
+  }
+  Json impact = Json::array();
+  for (const auto& i : d.impact) impact.push_back(impact_json(i));
+  doc["diagnosis"] = findings;
+  doc["impact"] = impact;
+  doc["fixes"] = Json::array();
+  Json causes = Json::array();
+  for (const auto& t : cause_totals(d)) {
+    causes.push_back({{"class", t.cause}, {"explains_elements", t.elements}, {"layers", t.layers.size()}});
+  }
+  doc["summary"]["diagnosis"] = {{"layers_creating_error", layers_creating_error(d)},
+                                 {"local_bin_mismatches", d.local_mismatches},
+                                 {"explained_elements", d.explained_elements},
+                                 {"causes", causes}};
+}
+
+}  // namespace qparity::cli

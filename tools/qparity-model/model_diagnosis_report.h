@@ -1,0 +1,19 @@
+// The diagnosis part of `qparity model`'s reports: per-layer local / inherited error, the causes
+// with their share of the local mismatches, and the layers ranked by impact on the final output.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "model_report.h"
+
+namespace qparity::cli {
+
+// The console section ("" when the diagnosis did not run).
+std::string render_diagnosis_console(const ModelReport& report);
+
+// Adds layers[].local, diagnosis[], impact[], fixes[] and summary.diagnosis to a qparity.model/1
+// document whose "layers" are the report's comparison layers, in order.
+void add_diagnosis_json(const ModelReport& report, nlohmann::ordered_json& doc);
+
+}  // namespace qparity::cli
