@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "common/format.h"
+#include "diagnose/model_fixes.h"
 #include "diagnose/model_rerun.h"
 #include "qparity/model/convert.h"
 #include "qparity/ops/conv2d.h"
@@ -301,8 +302,9 @@ class LayerStudy {
     }
     if (const size_t c = first_of(false); c < channels) {
       add(CauseClass::kWeightGrid, "weight", total - asym_gain,
-          {count_text(count_of(false), "weight channel") + " of " + std::to_string(channels) +
-               " have different grids in the two paths; first: channel " + std::to_string(c) + ": " +
+          {(channels == 1 ? std::string("the per-tensor weight grid differs between the two paths: ")
+                          : "the weight grid differs in " + std::to_string(count_of(false)) + " of " +
+                                std::to_string(channels) + " channels; first: channel " + std::to_string(c) + ": ") +
                grid_pair(qat, int8_weight, c),
            count_text(ints, "integer weight") + " of " + std::to_string(int8_weight.data.size()) +
                " differ (QAT's fake-quant bins against the int8 model's)"});
@@ -491,6 +493,17 @@ std::string_view to_string(CauseClass c) {
   return "?";
 }
 
+Divergence divergence_of(const diff::ModelComparison& comparison, const run::Tensor& fake_quant_output,
+                         const run::Tensor& int8_output) {
+  Divergence d;
+  for (const auto& l : comparison.layers) {
+    d.bins_differing += l.bin_mismatch_count;
+    d.layers_differing += l.bin_mismatch_count > 0 ? 1 : 0;
+  }
+  d.output = diff::output_agreement(fake_quant_output, int8_output);
+  return d;
+}
+
 double LayerImpact::sqnr_gain_db() const {
   if (after.sqnr_db == before.sqnr_db) return 0.0;
   return after.sqnr_db - before.sqnr_db;
@@ -527,6 +540,7 @@ ModelDiagnosis diagnose_model(const ModelPaths& paths, const diff::ModelComparis
     }
     if (o.impact) d.impact.push_back(std::move(*o.impact));
   }
+  d.fixes = detail::verified_fixes(paths, comparison, d.findings, options);
   std::stable_sort(d.impact.begin(), d.impact.end(),
                    [](const LayerImpact& a, const LayerImpact& b) { return a.sqnr_gain_db() > b.sqnr_gain_db(); });
   return d;

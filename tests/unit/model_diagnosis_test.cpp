@@ -101,7 +101,8 @@ Diagnosed diagnose(const model::Graph& qat, const BackendProfile& profile, run::
   const run::RunResult q_run = run::run_graph(int8, input, options);
   Diagnosed d;
   d.comparison = diff::compare_paths(qat, fq_run, int8, q_run);
-  d.diagnosis = diagnose::diagnose_model({qat, fq_run, int8, q_run}, d.comparison, {.profile = &profile});
+  d.diagnosis = diagnose::diagnose_model({qat, fq_run, int8, q_run}, d.comparison,
+                                         {.profile = &profile, .qat_options = &options});
   return d;
 }
 
@@ -141,6 +142,7 @@ TEST(ModelDiagnosis, AgreeingPathsGetNoFinding) {
   ASSERT_EQ(total_mismatches(d.comparison), 0);
   EXPECT_TRUE(d.diagnosis.findings.empty());
   EXPECT_TRUE(d.diagnosis.impact.empty());
+  EXPECT_TRUE(d.diagnosis.fixes.empty());
   EXPECT_EQ(d.diagnosis.local_mismatches, 0);
   ASSERT_EQ(d.diagnosis.local.size(), d.comparison.layers.size());
   for (const auto& l : d.diagnosis.local) EXPECT_TRUE(l.measured);
@@ -179,6 +181,14 @@ TEST(ModelDiagnosis, FusedWeightRuleIsAWeightGridCause) {
   EXPECT_EQ(d.diagnosis.impact[0].layer, "fc");
   // Taking fc's own error out of the last layer leaves nothing: the outputs become equal.
   EXPECT_TRUE(std::isinf(d.diagnosis.impact[0].after.sqnr_db));
+  // The fix: a plain FakeQuantize for the weight, verified by re-running the QAT path.
+  ASSERT_EQ(d.diagnosis.fixes.size(), 1U);
+  const auto& fix = d.diagnosis.fixes[0];
+  EXPECT_TRUE(fix.verified);
+  EXPECT_EQ(fix.before.bins_differing, total_mismatches(d.comparison));
+  EXPECT_LT(fix.after.bins_differing, fix.before.bins_differing);
+  EXPECT_NE(fix.python.find("FakeQuantize.with_args(observer=MovingAverageMinMaxObserver"), std::string::npos)
+      << fix.python;
 }
 
 // A per-channel symmetric weight whose channel 0 is all positive: the fused rule moves that
@@ -218,6 +228,7 @@ TEST(ModelDiagnosis, PairSaturationIsAnAccumulatorCause) {
   const Diagnosed d = diagnose(linear_qat(m), profile, run::float_tensor({kRows, kIn}, std::vector<float>(kRows * kIn, 1.0f)));
   ASSERT_GT(total_mismatches(d.comparison), 0);
   EXPECT_EQ(classes(d.diagnosis), std::vector<diagnose::CauseClass>{diagnose::CauseClass::kAccumulatorSaturation});
+  EXPECT_TRUE(d.diagnosis.fixes.empty());  // no QAT script change helps here
   // The same model on a VNNI CPU accumulates exactly: no mismatch, no finding.
   const BackendProfile vnni = *make_backend_profile("onednn", {.avx2 = true, .avx512_vnni = true});
   const Diagnosed exact = diagnose(linear_qat(m), vnni, run::float_tensor({kRows, kIn}, std::vector<float>(kRows * kIn, 1.0f)));

@@ -101,6 +101,17 @@ std::string render_diagnosis_console(const ModelReport& r) {
                          m.before.top1_rows, m.after.top1_agreeing, m.after.top1_rows);
     }
   }
+  for (const auto& f : d.fixes) {
+    out += fmt::format("  verified fix: {}\n    bins differing {} -> {}, layers differing {} -> {}, final SQNR {} -> {} dB, "
+                       "top-1 {}/{} -> {}/{}\n",
+                       f.change, f.before.bins_differing, f.after.bins_differing, f.before.layers_differing,
+                       f.after.layers_differing, db_text(f.before.output.sqnr_db), db_text(f.after.output.sqnr_db),
+                       f.before.output.top1_agreeing, f.before.output.top1_rows, f.after.output.top1_agreeing,
+                       f.after.output.top1_rows);
+    std::string python = f.python;
+    for (size_t at = 0; (at = python.find('\n', at)) != std::string::npos; at += 5) python.replace(at, 1, "\n    | ");
+    out += "    | " + python + "\n";
+  }
   return out;
 }
 
@@ -130,7 +141,24 @@ void add_diagnosis_json(const ModelReport& r, Json& doc) {
   for (const auto& i : d.impact) impact.push_back(impact_json(i));
   doc["diagnosis"] = findings;
   doc["impact"] = impact;
-  doc["fixes"] = Json::array();
+  Json fixes = Json::array();
+  for (const auto& f : d.fixes) {
+    const auto figures = [](const diagnose::Divergence& v) {
+      return Json{{"bins_differing", v.bins_differing},
+                  {"layers_differing", v.layers_differing},
+                  {"final_sqnr_db", real(v.output.sqnr_db)},
+                  {"final_max_abs_difference", real(v.output.max_abs_difference)},
+                  {"top1_agreeing", v.output.top1_agreeing},
+                  {"top1_rows", v.output.top1_rows}};
+    };
+    fixes.push_back({{"change", f.change},
+                     {"python", f.python},
+                     {"because", f.because},
+                     {"verified", f.verified},
+                     {"before", figures(f.before)},
+                     {"after", figures(f.after)}});
+  }
+  doc["fixes"] = fixes;
   Json causes = Json::array();
   for (const auto& t : cause_totals(d)) {
     causes.push_back({{"class", t.cause}, {"explains_elements", t.elements}, {"layers", t.layers.size()}});

@@ -362,7 +362,8 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
     report.diagnosis = diagnose::diagnose_model({qat.graph, fq_run, int8.graph, q_run}, report.comparison,
                                                 {.profile = &*profile, .framework_threads = o.torch_threads,
                                                  .threads = o.threads,
-                                                 .converted = converted ? &*converted : nullptr});
+                                                 .converted = converted ? &*converted : nullptr,
+                                                 .qat_options = &fq_options});
   }
   const run::Tensor& fq_out = fq_run.values[static_cast<size_t>(qat.graph.output)];
   const run::Tensor& q_out = q_run.values[static_cast<size_t>(int8.graph.output)];

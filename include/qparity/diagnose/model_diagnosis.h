@@ -32,6 +32,9 @@ struct ModelDiagnosisOptions {
   // qparity's convert() of the QAT graph, when it equals the int8 graph: it records the rules
   // behind the int8 qparams, which an int8 model read from a file does not (nullptr: none).
   const model::Graph* converted = nullptr;
+  // How to run the QAT path again (its float kernels): fixes that change the QAT model are
+  // verified by re-running it. nullptr: no fix is tried.
+  const run::RunOptions* qat_options = nullptr;
 };
 
 // An int8 layer run on the fake-quant path's input (quantized onto the int8 layer's input grid):
@@ -82,10 +85,31 @@ struct LayerImpact {
   double sqnr_gain_db() const;  // after - before (+inf when the outputs become equal)
 };
 
+// How far the two paths are apart over the whole model.
+struct Divergence {
+  int64_t bins_differing = 0;
+  int64_t layers_differing = 0;
+  diff::OutputAgreement output;
+};
+Divergence divergence_of(const diff::ModelComparison& comparison, const run::Tensor& fake_quant_output,
+                         const run::Tensor& int8_output);
+
+// A change a PyTorch user can make to the QAT script, applied to the model (as prepare_qat /
+// convert would with it) and both paths re-run on the same input. Only changes that reduce the
+// bins differing are reported (verified), with the figures before and after.
+struct ModelFix {
+  std::string change;  // one sentence
+  std::string python;  // the lines to write
+  std::string because; // the findings it answers
+  bool verified = false;
+  Divergence before, after;
+};
+
 struct ModelDiagnosis {
   std::vector<LocalError> local;       // one per comparison layer, same order
   std::vector<ModelFinding> findings;  // model order; within a layer, swap order
   std::vector<LayerImpact> impact;     // most final SQNR gained first
+  std::vector<ModelFix> fixes;         // verified ones only
   int64_t local_mismatches = 0;        // over all layers
   int64_t explained_elements = 0;      // by the findings, over all layers
 };
