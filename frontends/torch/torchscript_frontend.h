@@ -11,6 +11,7 @@
 
 #include "qparity/model/graph.h"
 #include "qparity/run/float_kernels.h"
+#include "qparity/run/quantized_kernels.h"
 #include "qparity/run/tensor.h"
 
 namespace qparity::torchfe {
@@ -40,6 +41,10 @@ run::Tensor load_input(const std::string& file);
 
 // libtorch's own float kernels for conv, linear, batch norm and average pooling.
 std::unique_ptr<run::FloatKernels> make_torch_float_kernels(int torch_threads);
+
+// libtorch's own quantized conv / linear (prepacked under the current quantized engine), an
+// oracle for re-runs of the int8 path; it declines an op whose prepack or call fails.
+std::unique_ptr<run::QuantizedKernels> make_torch_quantized_kernels(int torch_threads);
 
 // Whether this libtorch build has the engine (qnnpack, onednn, fbgemm).
 bool engine_available(const std::string& engine);

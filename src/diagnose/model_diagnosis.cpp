@@ -147,7 +147,8 @@ class LayerStudy {
   }
 
   Mismatches measure(std::vector<int32_t>* dq_out = nullptr) {
-    const run::RunOptions options{.profile = &profile_, .framework_threads = options_.framework_threads};
+    const run::RunOptions options{.profile = &profile_, .framework_threads = options_.framework_threads,
+                                  .quantized_kernels = options_.int8_kernels};
     run::Tensor out = run::rerun_nodes(graph_, fed_, layer_.nodes, options);
     if (requantize_to_) {
       for (auto& b : out.bins) {
@@ -429,7 +430,8 @@ run::Tensor without_local_error(const ModelPaths& paths, const ModelDiagnosisOpt
   std::vector<size_t> rest;
   for (size_t i = layer.nodes.back() + 1; i < paths.int8.nodes.size(); ++i) rest.push_back(i);
   if (rest.empty()) return std::move(out);
-  const run::RunOptions run_options{.profile = options.profile, .framework_threads = options.framework_threads};
+  const run::RunOptions run_options{.profile = options.profile, .framework_threads = options.framework_threads,
+                                    .quantized_kernels = options.int8_kernels};
   return run::rerun_nodes(paths.int8, base, rest, run_options);
 }
 
@@ -507,6 +509,42 @@ Divergence divergence_of(const diff::ModelComparison& comparison, const run::Ten
 double LayerImpact::sqnr_gain_db() const {
   if (after.sqnr_db == before.sqnr_db) return 0.0;
   return after.sqnr_db - before.sqnr_db;
+}
+
+std::vector<std::string> compare_diagnoses(const ModelDiagnosis& a, const ModelDiagnosis& b,
+                                           const diff::ModelComparison& comparison) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < a.local.size() && i < b.local.size() && i < comparison.layers.size(); ++i) {
+    const LocalError& x = a.local[i];
+    const LocalError& y = b.local[i];
+    if (x.bin_mismatch_count != y.bin_mismatch_count || x.inherited_count != y.inherited_count ||
+        x.max_abs_dq != y.max_abs_dq) {
+      out.push_back("layer " + comparison.layers[i].name + ": own mismatches " + std::to_string(x.bin_mismatch_count) +
+                    " against " + std::to_string(y.bin_mismatch_count) + ", inherited " +
+                    std::to_string(x.inherited_count) + " against " + std::to_string(y.inherited_count));
+    }
+  }
+  if (a.local.size() != b.local.size()) out.push_back("a different number of layers");
+  const auto finding_text = [](const ModelFinding& f) {
+    return std::string(to_string(f.cause)) + " in " + f.layer + " (" + f.point + ") explaining " +
+           std::to_string(f.explains_elements);
+  };
+  for (size_t i = 0; i < std::max(a.findings.size(), b.findings.size()); ++i) {
+    const std::string x = i < a.findings.size() ? finding_text(a.findings[i]) : "none";
+    const std::string y = i < b.findings.size() ? finding_text(b.findings[i]) : "none";
+    if (x != y) out.push_back("finding " + std::to_string(i + 1) + ": " + x + " against " + y);
+  }
+  for (size_t i = 0; i < std::max(a.impact.size(), b.impact.size()); ++i) {
+    const auto text = [](const std::vector<LayerImpact>& v, size_t k) {
+      if (k >= v.size()) return std::string("none");
+      return v[k].layer + " SQNR " + g9(v[k].after.sqnr_db) + " max abs " + g9(v[k].after.max_abs_difference) +
+             " top-1 " + std::to_string(v[k].after.top1_agreeing);
+    };
+    if (text(a.impact, i) != text(b.impact, i)) {
+      out.push_back("impact " + std::to_string(i + 1) + ": " + text(a.impact, i) + " against " + text(b.impact, i));
+    }
+  }
+  return out;
 }
 
 ModelDiagnosis diagnose_model(const ModelPaths& paths, const diff::ModelComparison& comparison,

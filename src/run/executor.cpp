@@ -709,6 +709,11 @@ class Executor {
     const Tensor& x = in(node, 0);
     if (!x.quantized()) throw std::invalid_argument("quantized conv/linear on a float tensor");
     const auto& p = std::get<model::QConvParams>(node.params);
+    // A what-if accumulation has no real kernel: it always runs on qparity's.
+    if (std::string why; options_.quantized_kernels != nullptr && !options_.profile->accumulation_override &&
+                         options_.quantized_kernels->run(node, x, out(node), why)) {
+      return;
+    }
     const bool linear = node.op == OpKind::kQLinear;
     const model::Dims& wd = p.weight.dims;
     Shape4 in_shape;

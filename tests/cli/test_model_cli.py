@@ -265,6 +265,12 @@ class ModelCliTest(unittest.TestCase):
         self.assert_error(self.good_args("--threads", "x"), "--threads", label="--threads x")
         self.assert_error(self.good_args("--torch-threads", "0"), "--torch-threads", label="--torch-threads 0")
 
+    def test_diagnosis_options(self):
+        self.assert_error(self.good_args("--no-diagnosis", "--check-diagnosis"), "--check-diagnosis",
+                          label="--check-diagnosis with --no-diagnosis")
+        self.assert_error([self.conv["qat.pt"], "--input", self.conv["input.pt"], "--backend", "fbgemm",
+                           "--check-diagnosis"], "--check-diagnosis", "fbgemm", label="--check-diagnosis on fbgemm")
+
     def test_fail_on(self):
         for item in ("max-dq", "foo=1", "max-dq=-1", "max-dq=1.5", "sqnr-min=abc", "max-dq=inf", "bin-mismatch=",
                      "sqnr-min=nan"):
@@ -348,6 +354,13 @@ class ModelCliTest(unittest.TestCase):
         self.assertTrue(doc["reference"]["qat"]["exact"] and doc["reference"]["int8"]["exact"])
         self.assertEqual(r.returncode, 0 if doc["summary"]["agree"] else 1)
         self.assertEqual(len(doc["outputs"]["fake_quant"]), 10)
+        # The diagnosis (on by default): a local count per layer, findings that explain them all.
+        self.assertTrue(all("bin_mismatch_count" in l["local"] for l in doc["layers"]))
+        local = sum(l["local"]["bin_mismatch_count"] for l in doc["layers"])
+        self.assertEqual(doc["summary"]["diagnosis"]["explained_elements"], local)
+        self.assertEqual(sum(f["explains_elements"] for f in doc["diagnosis"]), local)
+        if local:
+            self.assertIn("diagnosis (each int8 layer re-run", r.stdout)
         html = read(out_html).decode("utf-8")
         self.assertTrue(html.startswith("<!DOCTYPE html>"))
         self.assertIn('<table id="layers"', html)
@@ -365,6 +378,12 @@ class ModelCliTest(unittest.TestCase):
         doc = json.loads(read(out_json, "r"))
         self.assertEqual(doc["reference"], {"skipped": "--no-reference"})
         self.assertEqual([b["exceeded"] for b in doc["budgets"]], [False, False, False])
+        r = run([self.conv["qat.pt"], self.conv["int8.pt"], "--input", self.conv["input.npy"], "--backend", "qnnpack",
+                 "--no-reference", "--no-diagnosis", "--json", out_json])
+        doc = json.loads(read(out_json, "r"))
+        self.assertEqual(doc["summary"]["diagnosis"], {"skipped": "--no-diagnosis"})
+        self.assertNotIn("diagnosis", doc)
+        self.assertTrue(all("local" not in l for l in doc["layers"]))
 
     def test_budget_exceeded(self):
         r = run(self.good_args("--no-reference", "--fail-on", "max-dq=0"))
@@ -385,7 +404,8 @@ class ModelCliTest(unittest.TestCase):
     def test_help(self):
         r = run(["--help"])
         self.assertEqual(r.returncode, 0)
-        for option in ("--input", "--input-shape", "--backend", "--json", "--html", "--fail-on", "--no-reference"):
+        for option in ("--input", "--input-shape", "--backend", "--json", "--html", "--fail-on", "--no-reference",
+                       "--no-diagnosis", "--check-diagnosis"):
             self.assertIn(option, r.stdout)
 
 

@@ -281,6 +281,25 @@ def check_explain(c, driver, page, command_line):
             "the exact command line is shown")
 
 
+def check_model_diagnosis(c, driver, page, layer_rows):
+    """The diagnosis section: one row per layer with its own and inherited error drawn as bars whose
+    widths follow the counts, layers that create error marked, causes and an impact table."""
+    element_checks(c, driver, page, ["diagnosis-dq"], ["diagnosis-layers", "diagnosis-causes", "diagnosis-impact"])
+    rows = js(driver, "return [...document.querySelectorAll('#diagnosis-layers tbody tr')].map(r => ({"
+                      "layer: r.dataset.layer, own: +r.dataset.local, inherited: +r.dataset.inherited,"
+                      "creates: r.classList.contains('creates'),"
+                      "ownWidth: r.querySelector('.own-bar').getBoundingClientRect().width,"
+                      "inheritedWidth: r.querySelector('.inherited-bar').getBoundingClientRect().width}))")
+    c.check(page, [r["layer"] for r in rows] == layer_rows, "one diagnosis row per layer, in the table's order")
+    c.check(page, any(r["own"] > 0 for r in rows) and all(r["creates"] == (r["own"] > 0) for r in rows),
+            "exactly the layers with own error are marked as creating it")
+    c.check(page, all((r["ownWidth"] > 0) == (r["own"] > 0) and (r["inheritedWidth"] > 0) == (r["inherited"] > 0)
+                      for r in rows),
+            "each layer's own / inherited bar is drawn exactly when its count is not 0")
+    causes = js(driver, "return [...document.querySelectorAll('#diagnosis-causes tbody tr')].length")
+    c.check(page, causes >= 1, f"the causes are listed ({causes})")
+
+
 def check_sweep(c, driver, page, command_line):
     element_checks(c, driver, page, ["outcome-strip", "mismatch-plot"],
                    ["ranges", "boundaries", "points", "engine-table", "scenario"])
@@ -344,6 +363,7 @@ def check_model(c, driver, page, command_line):
             "the reference check says the emulation is bit-exact")
     c.check(page, js(driver, "return document.getElementById('command-line').textContent") == command_line,
             "the exact command line is shown")
+    check_model_diagnosis(c, driver, page, rows)
 
 
 def model_page(qparity, workdir, models):

@@ -13,6 +13,9 @@ variant runs `qparity model QAT INT8 --input input.pt --backend ENGINE --json ..
   - the per-layer comparison is not vacuous (layers listed, elements counted);
   - a layer named like a layer of the int8 model (a module, a QFunctional, an FX node) has that
     layer's output shape (expected.json's int8_layer_shapes), so no two ops share one name;
+  - the diagnosis explains every mismatch the layers create by themselves, and (QAT variant, with
+    --check-diagnosis) comes out identical when its re-runs use libtorch's own quantized conv /
+    linear instead of qparity's: local counts, findings and impact;
   - FX models only: the layers are named as in the int8 GraphModule (call_module target,
     call_function / call_method node name): every reported name is one of expected.json's
     int8_layers, in the same order.
@@ -162,6 +165,26 @@ def check_convert(qparity, d, engine, label, report, expected, failures):
         failures.append(f"{label}: one-file form: the int8 outputs of qparity's convert() differ from int8.pt's")
 
 
+def check_diagnosis(label, report, checked, failures):
+    """The diagnosis ran, its findings explain every mismatch the layers create by themselves, and
+    (checked: --check-diagnosis) the same diagnosis with libtorch's own quantized conv / linear in
+    every re-run came out identical: every local count, finding and impact."""
+    d = report["summary"].get("diagnosis", {})
+    if "layers_creating_error" not in d:
+        failures.append(f"{label}: no diagnosis: {d}")
+        return
+    local = sum(l["local"].get("bin_mismatch_count", 0) for l in report["layers"])
+    if local != d["local_bin_mismatches"] or d["explained_elements"] < 0.99 * local:
+        failures.append(f"{label}: diagnosis explains {d['explained_elements']} of {local} local mismatches")
+    if any(f["explains_elements"] <= 0 for f in report["diagnosis"]):
+        failures.append(f"{label}: a finding explains nothing")
+    if not checked:
+        return
+    c = d.get("check")
+    if c is None or not c["identical"] or c["ops_ran"] == 0:
+        failures.append(f"{label}: the diagnosis with libtorch's int8 kernels differs: {c}")
+
+
 def check(qparity, folder, model, engine, variant, failures):
     d = os.path.join(folder, model, engine)
     expected = json.load(open(os.path.join(d, "expected.json")))
@@ -169,9 +192,11 @@ def check(qparity, folder, model, engine, variant, failures):
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         report_path = os.path.join(tmp, "r.json")
+        # The plain QAT variant also re-runs the diagnosis with libtorch's own int8 conv / linear.
+        extra = ["--check-diagnosis"] if variant == "qat" else []
         run = subprocess.run([qparity, "model", os.path.join(d, variant + ".pt"), os.path.join(d, "int8.pt"),
-                              "--input", os.path.join(d, "input.pt"), "--backend", engine, "--json", report_path],
-                             capture_output=True, text=True)
+                              "--input", os.path.join(d, "input.pt"), "--backend", engine, "--json", report_path]
+                             + extra, capture_output=True, text=True)
         if run.returncode not in (0, 1):
             failures.append(f"{label}: exit {run.returncode}: {run.stderr.strip()}")
             print(f"{label}: exit {run.returncode} ({time.monotonic() - start:.1f} s)", flush=True)
@@ -197,6 +222,7 @@ def check(qparity, folder, model, engine, variant, failures):
     if len(r["layers"]) < 4 or sum(l["compare"]["numel"] for l in r["layers"]) == 0:
         failures.append(f"{label}: the layer table is vacuous")
     check_layer_shapes(label, r["layers"], expected, failures)
+    check_diagnosis(label, r, variant == "qat", failures)
     if expected.get("mode") != "fx" and variant == "qat":
         check_convert(qparity, d, engine, label, r, expected, failures)
     if expected.get("mode") == "fx":

@@ -6,6 +6,9 @@
 #include <cmath>
 #include <map>
 
+#include "../qparity/html_page.h"
+#include "../qparity/html_svg.h"
+
 namespace qparity::cli {
 namespace {
 
@@ -112,7 +115,157 @@ std::string render_diagnosis_console(const ModelReport& r) {
     for (size_t at = 0; (at = python.find('\n', at)) != std::string::npos; at += 5) python.replace(at, 1, "\n    | ");
     out += "    | " + python + "\n";
   }
+  if (r.diagnosis_check) {
+    const auto& c = *r.diagnosis_check;
+    out += fmt::format("  diagnosis check with {}: {} ({} ops ran on it{})\n", c.kernels,
+                       c.differences.empty() ? "identical" : fmt::format("{} DIFFERENCES", c.differences.size()),
+                       c.ops_ran,
+                       c.ops_declined == 0 ? std::string()
+                                           : fmt::format(", {} declined and ran on qparity's, first: {}", c.ops_declined,
+                                                         c.first_declined));
+    for (size_t i = 0; i < c.differences.size() && i < 10; ++i) out += "    " + c.differences[i] + "\n";
+  }
   return out;
+}
+
+namespace {
+
+// One row per layer: its own mismatches (red) and inherited ones (amber) as a stacked bar.
+std::string network_html(const ModelReport& r) {
+  const ModelDiagnosis& d = *r.diagnosis;
+  std::string rows;
+  int64_t widest = 1;
+  for (const auto& l : r.comparison.layers) widest = std::max(widest, l.bin_mismatch_count);
+  for (size_t i = 0; i < d.local.size() && i < r.comparison.layers.size(); ++i) {
+    const auto& l = r.comparison.layers[i];
+    const auto& local = d.local[i];
+    const int64_t own = local.bin_mismatch_count;
+    const int64_t inherited = local.inherited_count;
+    const auto px = [&](int64_t n) { return n == 0 ? 0L : std::max(2L, std::lround(160.0 * static_cast<double>(n) / static_cast<double>(widest))); };
+    const std::string cls = own > 0 ? "creates" : (l.bin_mismatch_count > 0 ? "inherits" : "");
+    rows += fmt::format("<tr{} data-layer=\"{}\" data-local=\"{}\" data-inherited=\"{}\">",
+                        cls.empty() ? "" : " class=\"" + cls + "\"", html::escape(l.name), own, inherited);
+    rows += html::td(std::to_string(i), "num") + html::td(l.name, "mono") + html::td(l.op, "mono");
+    rows += html::td(local.measured ? std::to_string(own) : "–", "num") +
+            html::td(local.measured ? std::to_string(inherited) : "–", "num") +
+            html::td(std::to_string(l.bin_mismatch_count), "num");
+    rows += html::td_html(fmt::format("<span class=\"own-bar\" style=\"width:{}px\"></span><span class=\"inherited-bar\" "
+                                      "style=\"width:{}px\"></span>",
+                                      px(own), px(inherited)));
+    rows += "</tr>\n";
+  }
+  return "<h3>The network, layer by layer</h3>\n" +
+         html::table("diagnosis-layers", {"#", "layer", "op", "#own", "#inherited", "#all differing", "own / inherited"},
+                     rows, {}, {}, d.local.size() > 24 ? "scroll-y" : "") +
+         "<p class=\"note\"><span class=\"own-bar\" style=\"width:12px\"></span>own: the layer run alone on the QAT "
+         "path's input still differs; <span class=\"inherited-bar\" style=\"width:12px\"></span>inherited: differs "
+         "in the full run only.</p>\n";
+}
+
+std::string causes_html(const ModelDiagnosis& d) {
+  std::string rows;
+  for (const auto& t : cause_totals(d)) {
+    rows += "<tr>" + html::td(t.cause, "mono") + html::td(fmt::format("{:.1f} %", share(t.elements, d.local_mismatches)), "num") +
+            html::td(std::to_string(t.elements), "num") + html::td(std::to_string(t.layers.size()), "num") +
+            html::td(t.largest->layer + ": " + (t.largest->evidence.empty() ? "" : t.largest->evidence.front())) + "</tr>\n";
+  }
+  std::string findings;
+  for (const auto& f : d.findings) {
+    std::string evidence;
+    for (const auto& e : f.evidence) evidence += (evidence.empty() ? "" : "<br>") + html::escape(e);
+    findings += "<tr>" + html::td(f.layer, "mono") + html::td(std::string(to_string(f.cause)), "mono") + html::td(f.point) +
+                html::td(std::to_string(f.explains_elements), "num") + html::td_html(evidence) + "</tr>\n";
+  }
+  return "<h3>Causes</h3>\n" +
+         html::table("diagnosis-causes", {"class", "#share", "#elements", "#layers", "largest finding"}, rows) +
+         "<h3>Every finding</h3>\n" +
+         html::table("diagnosis-findings", {"layer", "class", "point", "#explains", "evidence"}, findings, {}, {},
+                     d.findings.size() > 24 ? "scroll-y" : "");
+}
+
+// The Δq histogram of the layer that creates the most error by itself.
+std::string histogram_html(const ModelReport& r) {
+  const ModelDiagnosis& d = *r.diagnosis;
+  size_t worst = d.local.size();
+  for (size_t i = 0; i < d.local.size(); ++i) {
+    if (d.local[i].bin_mismatch_count > 0 &&
+        (worst == d.local.size() || d.local[i].bin_mismatch_count > d.local[worst].bin_mismatch_count)) {
+      worst = i;
+    }
+  }
+  if (worst == d.local.size()) return {};
+  const auto& l = r.comparison.layers[worst];
+  html::BarChart chart;
+  chart.id = "diagnosis-dq";
+  chart.label = "Δq of " + l.name + " in the full run";
+  chart.x_title = "Δq (int8 bin − fake-quant bin)";
+  chart.y_title = "elements";
+  for (const auto& [dq, n] : l.dq_histogram) chart.bars.push_back({dq, n, "bar-diverge"});
+  chart.log_y = true;
+  return "<h3>Δq of " + html::escape(l.name) + ", the layer that creates the most error</h3>\n<figure>\n" +
+         html::bar_chart_svg(chart) + fmt::format("<figcaption>{} of its {} differing bins are its own.</figcaption>\n</figure>\n",
+                                                  d.local[worst].bin_mismatch_count, l.bin_mismatch_count);
+}
+
+std::string impact_html(const ModelDiagnosis& d) {
+  if (d.impact.empty()) return {};
+  std::string rows;
+  for (const auto& m : d.impact) {
+    rows += "<tr>" + html::td(m.layer, "mono") + html::td(std::to_string(m.local_mismatches), "num") +
+            html::td(db_text(m.before.sqnr_db) + " → " + db_text(m.after.sqnr_db), "num") +
+            html::td(fmt::format("{:.4g} → {:.4g}", m.before.max_abs_difference, m.after.max_abs_difference), "num") +
+            html::td(fmt::format("{}/{} → {}/{}", m.before.top1_agreeing, m.before.top1_rows, m.after.top1_agreeing,
+                                 m.after.top1_rows),
+                     "num") +
+            "</tr>\n";
+  }
+  return "<h3>Impact on the final output</h3>\n" +
+         html::table("diagnosis-impact", {"layer", "#own mismatches", "#final SQNR dB", "#max abs diff", "#top-1"}, rows,
+                     {}, {}, d.impact.size() > 24 ? "scroll-y" : "") +
+         "<p class=\"note\">The int8 path re-run from the layer on with the layer's own error taken out of its "
+         "output; most SQNR gained first. A negative gain: the layer's own error cancels inherited error.</p>\n";
+}
+
+std::string fixes_html(const ModelReport& r) {
+  std::string out;
+  for (const auto& f : r.diagnosis->fixes) {
+    out += fmt::format("<h3>Verified fix</h3>\n<p>{}</p>\n<pre>{}</pre>\n<p>Applied to the model and both paths "
+                       "compared again: bins differing {} → {}, layers differing {} → {}, final SQNR {} → {} dB, "
+                       "top-1 {}/{} → {}/{}.</p>\n",
+                       html::escape(f.change), html::escape(f.python), f.before.bins_differing,
+                       f.after.bins_differing, f.before.layers_differing, f.after.layers_differing,
+                       db_text(f.before.output.sqnr_db), db_text(f.after.output.sqnr_db), f.before.output.top1_agreeing,
+                       f.before.output.top1_rows, f.after.output.top1_agreeing, f.after.output.top1_rows);
+  }
+  if (r.diagnosis_check) {
+    const auto& c = *r.diagnosis_check;
+    out += fmt::format("<p class=\"note\">Checked with {}: {} ({} ops ran on it, {} declined).</p>\n",
+                       html::escape(c.kernels), c.differences.empty() ? "identical" : "DIFFERENT", c.ops_ran,
+                       c.ops_declined);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string render_diagnosis_html(const ModelReport& r) {
+  if (!r.diagnosis) return {};
+  const ModelDiagnosis& d = *r.diagnosis;
+  int64_t all = 0;
+  for (const auto& l : r.comparison.layers) all += l.bin_mismatch_count;
+  std::string inner = fmt::format(
+      "<p>Each int8 layer re-run alone on the QAT path's input: {} of {} layers create error by themselves; "
+      "their own mismatches are {} ({:.1f} % of all {} differing bins), the rest are inherited. The causes "
+      "were found by swapping one quantization point at a time to the QAT path's and explain {:.1f} % of "
+      "them.</p>\n",
+      layers_creating_error(d), d.local.size(), d.local_mismatches, share(d.local_mismatches, all), all,
+      share(d.explained_elements, d.local_mismatches));
+  inner += network_html(r);
+  if (!d.findings.empty()) inner += causes_html(d);
+  inner += histogram_html(r);
+  inner += impact_html(d);
+  inner += fixes_html(r);
+  return html::section("diagnosis-section", "Diagnosis", inner);
 }
 
 void add_diagnosis_json(const ModelReport& r, Json& doc) {
@@ -167,6 +320,15 @@ void add_diagnosis_json(const ModelReport& r, Json& doc) {
                                  {"local_bin_mismatches", d.local_mismatches},
                                  {"explained_elements", d.explained_elements},
                                  {"causes", causes}};
+  if (r.diagnosis_check) {
+    const auto& c = *r.diagnosis_check;
+    doc["summary"]["diagnosis"]["check"] = {{"kernels", c.kernels},
+                                            {"identical", c.differences.empty()},
+                                            {"differences", c.differences},
+                                            {"ops_ran", c.ops_ran},
+                                            {"ops_declined", c.ops_declined},
+                                            {"first_declined", c.first_declined}};
+  }
 }
 
 }  // namespace qparity::cli

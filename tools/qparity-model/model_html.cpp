@@ -12,6 +12,7 @@
 
 #include "../qparity/html_page.h"
 #include "../qparity/html_svg.h"
+#include "model_diagnosis_report.h"
 #include "qparity/version.h"
 
 namespace qparity::cli {
@@ -478,12 +479,14 @@ std::string render_model_html(const ModelReport& r) {
   h.nav = {{"summary", "Result"},          {"layers-section", "Layers"},
            {"grids-section", "Grids"},     {"mismatches-section", "First mismatches"},
            {"outputs-section", "Outputs"}, {"reference-section", "Reference"}};
+  if (r.diagnosis) h.nav.emplace_back("diagnosis-section", "Diagnosis");
   if (!r.budgets.empty()) h.nav.emplace_back("budgets-section", "Budgets");
   if (!r.moved_points.empty()) h.nav.emplace_back("observers-section", "Observers");
   h.nav.emplace_back("engine", "Engine");
   h.nav.emplace_back("reproduce", "Reproduce");
   std::string body = summary_section(r);
   body += layers_section(r);
+  body += render_diagnosis_html(r);
   body += grids_section(r);
   body += mismatches_section(r);
   body += outputs_section(r);

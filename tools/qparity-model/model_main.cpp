@@ -56,6 +56,7 @@ struct ModelOptions {
   bool no_order_check = false;
   bool no_reference = false;
   bool no_diagnosis = false;
+  bool check_diagnosis = false;
   std::optional<std::string> json_path;
   std::optional<std::string> html_path;
   std::vector<std::string> fail_on;
@@ -299,6 +300,10 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
   // Without the engine in this libtorch, only the one-file form can run: qparity derives the int8
   // model itself, and the QAT model's ops do not depend on the quantized engine.
   const bool engine_here = torchfe::engine_available(o.backend);
+  if (o.check_diagnosis && !engine_here) {
+    throw std::invalid_argument("--check-diagnosis: this libtorch has no " + o.backend +
+                                " engine to check the diagnosis with");
+  }
   if (!engine_here && !one_file) {
     throw std::invalid_argument(
         "--backend " + o.backend + ": this libtorch build has no " + o.backend +
@@ -359,11 +364,22 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
     report.diagnosis_skipped = "--no-diagnosis";
   } else {
     progress("diagnosing: each layer on the QAT path's input, its causes, its impact ...");
-    report.diagnosis = diagnose::diagnose_model({qat.graph, fq_run, int8.graph, q_run}, report.comparison,
-                                                {.profile = &*profile, .framework_threads = o.torch_threads,
-                                                 .threads = o.threads,
-                                                 .converted = converted ? &*converted : nullptr,
-                                                 .qat_options = &fq_options});
+    diagnose::ModelDiagnosisOptions options{.profile = &*profile, .framework_threads = o.torch_threads,
+                                            .threads = o.threads, .converted = converted ? &*converted : nullptr,
+                                            .qat_options = &fq_options};
+    const diagnose::ModelPaths paths{qat.graph, fq_run, int8.graph, q_run};
+    report.diagnosis = diagnose::diagnose_model(paths, report.comparison, options);
+    if (o.check_diagnosis) {
+      progress("checking the diagnosis with libtorch's int8 conv / linear ...");
+      const auto real_kernels = torchfe::make_torch_quantized_kernels(o.torch_threads);
+      options.int8_kernels = real_kernels.get();
+      options.qat_options = nullptr;  // the fixes re-run the QAT path only: nothing to check
+      const diagnose::ModelDiagnosis real = diagnose::diagnose_model(paths, report.comparison, options);
+      const auto stats = real_kernels->stats();
+      report.diagnosis_check = cli::ModelReport::DiagnosisCheck{
+          std::string(real_kernels->name()), diagnose::compare_diagnoses(*report.diagnosis, real, report.comparison),
+          stats.ran, stats.declined, stats.first_declined};
+    }
   }
   const run::Tensor& fq_out = fq_run.values[static_cast<size_t>(qat.graph.output)];
   const run::Tensor& q_out = q_run.values[static_cast<size_t>(int8.graph.output)];
@@ -446,9 +462,13 @@ int main(int argc, char** argv) {
                  "default: this machine's CPU count)")
       ->check(CLI::Range(1, 256))
       ->default_val(std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 256));
-  app.add_flag("--no-diagnosis", o.no_diagnosis,
+  auto* no_diagnosis = app.add_flag("--no-diagnosis", o.no_diagnosis,
                "Skip the diagnosis: each int8 layer re-run on the QAT path's input (its own error and the\n"
                "inherited), the causes of its own error, and each layer's impact on the final output");
+  app.add_flag("--check-diagnosis", o.check_diagnosis,
+               "Run the diagnosis a second time with libtorch's own quantized conv / linear in every re-run\n"
+               "and report any difference (proof that its counts hold for the real kernels; slower)")
+      ->excludes(no_diagnosis);
   app.add_flag("--no-order-check", o.no_order_check,
                "Skip counting the QAT bins that the float kernels' summation order decides (each conv,\n"
                "linear, batch-norm and pooling layer re-run with qparity's sequential kernels)");

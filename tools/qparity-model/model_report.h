@@ -49,6 +49,15 @@ struct ModelReport {
   // --no-diagnosis (why in diagnosis_skipped).
   std::optional<diagnose::ModelDiagnosis> diagnosis;
   std::string diagnosis_skipped;
+  // --check-diagnosis: the diagnosis again with libtorch's own int8 conv / linear in every
+  // re-run, and how it differs (empty: identical).
+  struct DiagnosisCheck {
+    std::string kernels;
+    std::vector<std::string> differences;
+    int64_t ops_ran = 0, ops_declined = 0;
+    std::string first_declined;
+  };
+  std::optional<DiagnosisCheck> diagnosis_check;
 };
 
 // A final output's float values (a quantized output dequantized), flattened row-major.

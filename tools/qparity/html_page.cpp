@@ -122,6 +122,10 @@ padding:8px 14px;margin:10px 0;background:#fffdfd}
 font-weight:600;
 white-space:nowrap;text-shadow:0 0 2px rgba(0,0,0,.35)}
 footer{color:var(--muted);font-size:.8rem;padding:6px 0 26px}
+.own-bar{display:inline-block;height:8px;background:#d32f2f;border-radius:2px 0 0 2px}
+.inherited-bar{display:inline-block;height:8px;background:#f0a030;border-radius:0 2px 2px 0;margin-right:6px}
+tr.creates td{background:#fde4e4 !important}
+tr.inherits td{background:#fff6ea !important}
 .share-bar{display:inline-block;height:8px;background:#d32f2f;border-radius:2px;margin-right:6px;
 vertical-align:middle}
 @media print{body{background:#fff}section{break-inside:avoid;border:none}}

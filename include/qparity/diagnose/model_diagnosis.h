@@ -35,6 +35,9 @@ struct ModelDiagnosisOptions {
   // How to run the QAT path again (its float kernels): fixes that change the QAT model are
   // verified by re-running it. nullptr: no fix is tried.
   const run::RunOptions* qat_options = nullptr;
+  // Run the int8 re-runs' conv / linear with these kernels instead of qparity's (the framework's
+  // own, to check the diagnosis; see compare_diagnoses). nullptr: qparity's.
+  run::QuantizedKernels* int8_kernels = nullptr;
 };
 
 // An int8 layer run on the fake-quant path's input (quantized onto the int8 layer's input grid):
@@ -113,6 +116,12 @@ struct ModelDiagnosis {
   int64_t local_mismatches = 0;        // over all layers
   int64_t explained_elements = 0;      // by the findings, over all layers
 };
+
+// Differences between two diagnoses of the same paths (e.g. qparity's kernels against the
+// framework's in the re-runs), one sentence each: per-layer local and inherited counts, each
+// finding's class, layer, point and count, and each impact's figures. Empty when they agree.
+std::vector<std::string> compare_diagnoses(const ModelDiagnosis& a, const ModelDiagnosis& b,
+                                           const diff::ModelComparison& comparison);
 
 // Diagnoses `paths` whose layer comparison is `comparison` (diff::compare_paths). Throws
 // run::OpRefused when a re-run cannot run (it ran in the full run, so this means a bug).

@@ -12,6 +12,7 @@
 #include "qparity/numerics/quantize.h"
 #include "qparity/profile/backend_profile.h"
 #include "qparity/run/float_kernels.h"
+#include "qparity/run/quantized_kernels.h"
 #include "qparity/run/tensor.h"
 
 namespace qparity::run {
@@ -25,6 +26,10 @@ struct RunOptions {
   // Also keep the bins of per-tensor fake-quant outputs whose range lies in [0, 255] (in the
   // output Tensor's `bins`, next to its float values), for callers that compare bins.
   bool fake_quant_bins = false;
+  // The framework's own int8 conv / linear instead of qparity's (an oracle for checks; never set
+  // for the emulation). An op it declines runs on qparity's kernels and is counted in the
+  // oracle's own bookkeeping.
+  QuantizedKernels* quantized_kernels = nullptr;
 };
 
 // What one fake-quant node did in this run: the qparams it used for each channel (one entry per
