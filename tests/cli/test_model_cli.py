@@ -271,6 +271,25 @@ class ModelCliTest(unittest.TestCase):
         self.assert_error([self.conv["qat.pt"], "--input", self.conv["input.pt"], "--backend", "fbgemm",
                            "--check-diagnosis"], "--check-diagnosis", "fbgemm", label="--check-diagnosis on fbgemm")
 
+    def test_trace_options(self):
+        self.assert_error(self.good_args("--layer", "no_such_layer"), "--layer", "no_such_layer",
+                          label="--layer unknown")
+        self.assert_error(self.good_args("--layer", "fc", "--index", "0,99"), "--index", "fc",
+                          label="--index outside the layer")
+        self.assert_error(self.good_args("--layer", "fc", "--index", "0"), "--index", label="--index too short")
+        self.assert_error(self.good_args("--index", "0,1"), "--index", label="--index without --layer")
+        self.assert_error(self.good_args("--layer", "fc", "--index", "a,b"), "--index", label="--index a,b")
+
+    def test_trace(self):
+        out_json, _ = self.outputs("trace")
+        r = run(self.good_args("--no-reference", "--layer", "fc", "--index", "0,3", "--json", out_json))
+        self.assertIn(r.returncode, (0, 1), r.stderr)
+        doc = json.loads(read(out_json, "r"))
+        self.assertEqual(doc["trace"]["layer"], "fc")
+        self.assertEqual(doc["trace"]["position"], [0, 3])
+        self.assertIn("weight integers at the taps", [row["stage"] for row in doc["trace"]["rows"]])
+        self.assertIn("element [0, 3] of fc", r.stdout)
+
     def test_fail_on(self):
         for item in ("max-dq", "foo=1", "max-dq=-1", "max-dq=1.5", "sqnr-min=abc", "max-dq=inf", "bin-mismatch=",
                      "sqnr-min=nan"):
@@ -405,7 +424,7 @@ class ModelCliTest(unittest.TestCase):
         r = run(["--help"])
         self.assertEqual(r.returncode, 0)
         for option in ("--input", "--input-shape", "--backend", "--json", "--html", "--fail-on", "--no-reference",
-                       "--no-diagnosis", "--check-diagnosis"):
+                       "--no-diagnosis", "--check-diagnosis", "--layer", "--index"):
             self.assertIn(option, r.stdout)
 
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "qparity/diagnose/model_diagnosis.h"
+#include "qparity/diagnose/model_trace.h"
 #include "qparity/diff/layer_compare.h"
 #include "qparity/model/convert.h"
 #include "qparity/numerics/fake_quant_module.h"
@@ -255,6 +256,48 @@ TEST(ModelDiagnosis, OutputScaleIsAnActivationGridCause) {
       EXPECT_NE(f.evidence.front().find("ulps apart"), std::string::npos) << f.evidence.front();
     }
   }
+}
+
+// The element trace of a mismatching element names the weight integers as the first stage that
+// differs (the fused rule's grid), and ends in the bins the comparison reports.
+TEST(ModelElementTrace, FirstDifferenceIsTheWeightIntegers) {
+  LinearModel m;
+  m.weight = varied_weights();
+  m.weight_point.module = "fc.weight_fake_quant";
+  m.weight_point.spec = weight_spec(QScheme::kPerTensorSymmetric);
+  m.weight_point.min_val = {-1.0f};
+  m.weight_point.max_val = {1.0f};
+  m.weight_point.scale = {1.0f};
+  m.weight_point.zero_point = {0};
+  const model::Graph qat = linear_qat(m);
+  const BackendProfile profile = *make_backend_profile("qnnpack", {});
+  const model::Graph int8 = model::convert_eager(qat, profile);
+  const run::RunOptions options{.profile = &profile};
+  const run::RunResult fq_run = run::run_graph(qat, ramp_input(), options);
+  const run::RunResult q_run = run::run_graph(int8, ramp_input(), options);
+  const auto comparison = diff::compare_paths(qat, fq_run, int8, q_run);
+  const auto& fc = comparison.layers[1];
+  ASSERT_EQ(fc.name, "fc");
+  ASSERT_TRUE(fc.first_mismatch.has_value());
+  const auto t = diagnose::trace_model_element({qat, fq_run, int8, q_run}, comparison, 1, fc.first_mismatch->index,
+                                               profile);
+  ASSERT_TRUE(t.first_difference.has_value());
+  EXPECT_EQ(t.rows[*t.first_difference].stage, "weight integers at the taps");
+  EXPECT_EQ(t.rows[0].int8, "the same values");  // fc's input is the QAT path's: nothing inherited
+  EXPECT_EQ(t.fake_quant_bin, fc.first_mismatch->fake_quant_bin);
+  EXPECT_EQ(t.int8_bin, fc.first_mismatch->int8_bin);
+  EXPECT_TRUE(t.rows.back().differs);
+  // An element that agrees: its bins are equal and the last rows say so.
+  int64_t agreeing = -1;
+  const auto dq = diff::layer_dq(fc, fq_run.values[static_cast<size_t>(fc.fake_quant_value)],
+                                 q_run.values[static_cast<size_t>(fc.int8_value)]);
+  for (size_t i = 0; i < dq.size() && agreeing < 0; ++i) agreeing = dq[i] == 0 ? static_cast<int64_t>(i) : -1;
+  ASSERT_GE(agreeing, 0);
+  const auto same = diagnose::trace_model_element({qat, fq_run, int8, q_run}, comparison, 1, agreeing, profile);
+  EXPECT_EQ(same.fake_quant_bin, same.int8_bin);
+  EXPECT_FALSE(same.rows.back().differs);
+  EXPECT_THROW(diagnose::trace_model_element({qat, fq_run, int8, q_run}, comparison, 1, fc.numel, profile),
+               std::invalid_argument);
 }
 
 TEST(ModelDiagnosis, ResultsDoNotDependOnThreads) {

@@ -72,9 +72,31 @@ Json impact_json(const diagnose::LayerImpact& i) {
 
 }  // namespace
 
+std::string trace_console(const diagnose::ModelElementTrace& t) {
+  std::string position;
+  for (size_t i = 0; i < t.position.size(); ++i) position += (i > 0 ? ", " : "") + std::to_string(t.position[i]);
+  std::string out = fmt::format("\nelement [{}] of {} ({}): fake-quant bin {}, int8 bin {}\n", position, t.layer, t.op,
+                                t.fake_quant_bin, t.int8_bin);
+  size_t ws = 5, wf = 15;
+  for (const auto& row : t.rows) {
+    ws = std::max(ws, row.stage.size());
+    wf = std::max(wf, row.fake_quant.size());
+  }
+  out += fmt::format("  {:<{}}  {:<{}}  {}\n", "stage", ws, "fake-quant path", wf, "int8 path");
+  for (size_t i = 0; i < t.rows.size(); ++i) {
+    const auto& row = t.rows[i];
+    out += fmt::format("{} {:<{}}  {:<{}}  {}\n", t.first_difference == i ? ">" : (row.differs ? "*" : " "), row.stage,
+                       ws, row.fake_quant.empty() ? "-" : row.fake_quant, wf, row.int8.empty() ? "-" : row.int8);
+  }
+  out += t.first_difference ? "  (> the first stage where the paths differ; * later differences)\n"
+                            : "  the paths agree at every stage\n";
+  return out;
+}
+
 std::string render_diagnosis_console(const ModelReport& r) {
+  const std::string trace = r.trace ? trace_console(*r.trace) : std::string();
   if (!r.diagnosis) {
-    return r.diagnosis_skipped.empty() ? std::string() : "diagnosis skipped: " + r.diagnosis_skipped + "\n";
+    return (r.diagnosis_skipped.empty() ? std::string() : "diagnosis skipped: " + r.diagnosis_skipped + "\n") + trace;
   }
   const ModelDiagnosis& d = *r.diagnosis;
   int64_t all = 0;
@@ -84,7 +106,7 @@ std::string render_diagnosis_console(const ModelReport& r) {
   out += fmt::format("  layers creating error: {} of {}; their own mismatches: {} ({:.1f}% of all {} differing bins; "
                      "the rest are inherited from earlier layers)\n",
                      layers_creating_error(d), d.local.size(), d.local_mismatches, share(d.local_mismatches, all), all);
-  if (d.findings.empty()) return out + "  no layer creates error by itself\n";
+  if (d.findings.empty()) return out + "  no layer creates error by itself\n" + trace;
   out += fmt::format("  causes (share of the layers' own mismatches; explained {:.1f}%):\n",
                      share(d.explained_elements, d.local_mismatches));
   for (const auto& t : cause_totals(d)) {
@@ -125,7 +147,7 @@ std::string render_diagnosis_console(const ModelReport& r) {
                                                          c.first_declined));
     for (size_t i = 0; i < c.differences.size() && i < 10; ++i) out += "    " + c.differences[i] + "\n";
   }
-  return out;
+  return out + trace;
 }
 
 namespace {
@@ -269,6 +291,19 @@ std::string render_diagnosis_html(const ModelReport& r) {
 }
 
 void add_diagnosis_json(const ModelReport& r, Json& doc) {
+  if (r.trace) {
+    Json rows = Json::array();
+    for (const auto& row : r.trace->rows) {
+      rows.push_back({{"stage", row.stage}, {"fake_quant", row.fake_quant}, {"int8", row.int8}, {"differs", row.differs}});
+    }
+    doc["trace"] = {{"layer", r.trace->layer},
+                    {"op", r.trace->op},
+                    {"position", r.trace->position},
+                    {"fake_quant_bin", r.trace->fake_quant_bin},
+                    {"int8_bin", r.trace->int8_bin},
+                    {"rows", rows},
+                    {"first_difference", r.trace->first_difference ? Json(*r.trace->first_difference) : Json()}};
+  }
   if (!r.diagnosis) {
     if (!r.diagnosis_skipped.empty()) doc["summary"]["diagnosis"] = {{"skipped", r.diagnosis_skipped}};
     return;

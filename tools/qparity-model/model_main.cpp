@@ -32,6 +32,7 @@
 #include "model_html.h"
 #include "model_report.h"
 #include "qparity/diagnose/model_diagnosis.h"
+#include "qparity/diagnose/model_trace.h"
 #include "qparity/diff/layer_compare.h"
 #include "qparity/model/convert.h"
 #include "qparity/run/executor.h"
@@ -57,6 +58,8 @@ struct ModelOptions {
   bool no_reference = false;
   bool no_diagnosis = false;
   bool check_diagnosis = false;
+  std::string trace_layer;            // --layer: trace one element of this layer
+  std::vector<int64_t> trace_index;   // --index: its position (empty: the layer's first mismatch)
   std::optional<std::string> json_path;
   std::optional<std::string> html_path;
   std::vector<std::string> fail_on;
@@ -277,6 +280,36 @@ std::optional<model::Graph> check_convert(const model::Graph& qat, const model::
   return std::nullopt;
 }
 
+// --layer NAME [--index i,j,..]: the layer's position in the comparison and the element's flat
+// index (default: the layer's first mismatching element, else element 0).
+std::pair<size_t, int64_t> traced_element(const ModelOptions& o, const diff::ModelComparison& c) {
+  size_t layer = c.layers.size();
+  for (size_t i = 0; i < c.layers.size(); ++i) {
+    if (c.layers[i].name == o.trace_layer) layer = i;
+  }
+  if (layer == c.layers.size()) {
+    std::string names;
+    for (size_t i = 0; i < c.layers.size() && i < 6; ++i) names += (i > 0 ? ", " : "") + c.layers[i].name;
+    throw std::invalid_argument("--layer '" + o.trace_layer + "': no such layer in the int8 model (its layers: " + names +
+                                (c.layers.size() > 6 ? ", ...)" : ")"));
+  }
+  const auto& l = c.layers[layer];
+  if (o.trace_index.empty()) return {layer, l.first_mismatch ? l.first_mismatch->index : 0};
+  if (o.trace_index.size() != l.dims.size()) {
+    throw std::invalid_argument(fmt::format("--index: layer '{}' outputs {}: give {} indices, got {}", l.name,
+                                            model::to_string(l.dims), l.dims.size(), o.trace_index.size()));
+  }
+  int64_t flat = 0;
+  for (size_t k = 0; k < l.dims.size(); ++k) {
+    if (o.trace_index[k] < 0 || o.trace_index[k] >= l.dims[k]) {
+      throw std::invalid_argument(fmt::format("--index: index {} is {}, outside [0, {}] of layer '{}''s output {}", k,
+                                              o.trace_index[k], l.dims[k] - 1, l.name, model::to_string(l.dims)));
+    }
+    flat = flat * l.dims[k] + o.trace_index[k];
+  }
+  return {layer, flat};
+}
+
 int run_model(const ModelOptions& o, const std::string& command_line) {
   if (o.input_file.empty() && o.input_shape.empty()) {
     throw std::invalid_argument(
@@ -400,6 +433,11 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
     report.qat_reference = diff::check_reference(qat.graph, fq_run, qat.reference, qat.output);
     if (!one_file) report.int8_reference = diff::check_reference(int8.graph, q_run, int8.reference, int8.output);
   }
+  if (!o.trace_layer.empty()) {
+    const auto [layer, index] = traced_element(o, report.comparison);
+    report.trace = diagnose::trace_model_element({qat.graph, fq_run, int8.graph, q_run}, report.comparison, layer,
+                                                 index, *profile);
+  }
   report.budgets = check_budgets(budgets, report.comparison);
   // Every report is rendered and written to its temporary before any file is moved into place:
   // all of them appear, or none.
@@ -469,6 +507,17 @@ int main(int argc, char** argv) {
                "Run the diagnosis a second time with libtorch's own quantized conv / linear in every re-run\n"
                "and report any difference (proof that its counts hold for the real kernels; slower)")
       ->excludes(no_diagnosis);
+  auto* layer = app.add_option("--layer", o.trace_layer,
+                               "Trace one element of this layer (named as in the table) through both paths, stage by\n"
+                               "stage: taps, sum and accumulator, bias, requantization or fake-quant, bins")
+                    ->type_name("NAME");
+  app.add_option("--index", o.trace_index,
+                 "The element to trace, one index per output dimension, e.g. 0,3,7,12 (default: the layer's\n"
+                 "first mismatching element)")
+      ->delimiter(',')
+      ->transform(cli::decimal_integer("; give the indices as i,j,k,..."))
+      ->type_name("I,J,..")
+      ->needs(layer);
   app.add_flag("--no-order-check", o.no_order_check,
                "Skip counting the QAT bins that the float kernels' summation order decides (each conv,\n"
                "linear, batch-norm and pooling layer re-run with qparity's sequential kernels)");

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "qparity/diagnose/model_diagnosis.h"
+#include "qparity/diagnose/model_trace.h"
 #include "qparity/diff/layer_compare.h"
 #include "qparity/profile/backend_profile.h"
 #include "qparity/run/tensor.h"
@@ -58,6 +59,7 @@ struct ModelReport {
     std::string first_declined;
   };
   std::optional<DiagnosisCheck> diagnosis_check;
+  std::optional<diagnose::ModelElementTrace> trace;  // --layer / --index
 };
 
 // A final output's float values (a quantized output dequantized), flattened row-major.
