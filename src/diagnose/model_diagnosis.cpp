@@ -45,6 +45,7 @@ model::OutputGrid* own_output_grid(model::Node& node) {
 // fake-quant was fed (for ConvBn, the BN-scaled weight of QAT's forward) and the grids it used.
 struct QatWeight {
   const model::FakeQuantPoint* point = nullptr;
+  bool moved = false;  // its observer moved the range during the forward
   std::vector<UsedQParams> used;
   model::ConstantTensor value;
 };
@@ -59,6 +60,7 @@ std::optional<QatWeight> qat_weight(const ModelPaths& p, const model::Layer& lay
       QatWeight w;
       w.point = &p.qat.fake_quants[static_cast<size_t>(use.point)];
       w.used = use.channels;
+      w.moved = use.observer_moved;
       const auto in = static_cast<size_t>(fq.inputs.at(0));
       const model::ValueInfo& info = p.qat.values[in];
       if (info.constant) {
@@ -193,6 +195,7 @@ class LayerStudy {
     const auto qat = qat_weight(paths_, *qat_layer_);
     auto& params = std::get<model::QConvParams>(node->params);
     if (!qat || qat->value.dims != params.weight.dims) return;
+    weight_moved_ = qat->moved;
     const model::QuantizedWeight int8_weight = params.weight;
     const std::vector<QuantGrid> grids = grids_of(qat->used);
     const bool per_channel = qat->point->per_channel;
@@ -302,7 +305,7 @@ class LayerStudy {
                std::to_string(c) + ": " + grid_pair(qat, int8_weight, c)});
     }
     if (const size_t c = first_of(false); c < channels) {
-      add(CauseClass::kWeightGrid, "weight", total - asym_gain,
+      add(weight_moved_ ? CauseClass::kObserverMoved : CauseClass::kWeightGrid, "weight", total - asym_gain,
           {(channels == 1 ? std::string("the per-tensor weight grid differs between the two paths: ")
                           : "the weight grid differs in " + std::to_string(count_of(false)) + " of " +
                                 std::to_string(channels) + " channels; first: channel " + std::to_string(c) + ": ") +
@@ -363,7 +366,11 @@ class LayerStudy {
       requantize_to_ = qat;
     }
     const int64_t explains = total_of(remeasure());
-    if (own != nullptr) {
+    if (output_observer_moved()) {
+      add(CauseClass::kObserverMoved, "output", explains,
+          {"the output grids differ (" + grids + ") because QAT's output observer is still enabled and moved its "
+           "range during this forward, after convert() had taken the grid; QAT's: " + like_.fake_quant_provenance});
+    } else if (own != nullptr) {
       add(CauseClass::kActivationGrid, "output", explains,
           {"the output grids differ: " + grids + "; QAT's: " + like_.fake_quant_provenance});
     } else {
@@ -371,6 +378,16 @@ class LayerStudy {
           {"the int8 op (" + like_.op + ") keeps its input's grid (" + grids +
            "), while QAT fake-quantizes its output with an observer of its own"});
     }
+  }
+
+  // Whether the layer's own output fake-quant moved its observer's range in the QAT run.
+  bool output_observer_moved() const {
+    if (qat_layer_ == nullptr || !like_.fake_quant_grid_is_own) return false;
+    const size_t last = qat_layer_->nodes.back();
+    for (const auto& use : paths_.qat_run.fake_quant_uses) {
+      if (use.node == last) return use.observer_moved;
+    }
+    return false;
   }
 
   void swap_output_range() {
@@ -413,6 +430,7 @@ class LayerStudy {
   const run::Tensor& fake_quant_;
   std::optional<QuantGrid> requantize_to_;
   std::optional<QRange> clamp_to_;
+  bool weight_moved_ = false;
   Mismatches current_;
   std::vector<ModelFinding> findings_;
 };
@@ -488,6 +506,7 @@ std::string_view to_string(CauseClass c) {
     case CauseClass::kAccumulatorSaturation: return "accumulator_saturation";
     case CauseClass::kActivationGrid: return "activation_grid";
     case CauseClass::kOutputGridNotObserved: return "output_grid_not_observed";
+    case CauseClass::kObserverMoved: return "observer_moved";
     case CauseClass::kReducedRangeClamp: return "reduced_range_clamp";
     case CauseClass::kUnquantizedOp: return "unquantized_op";
     case CauseClass::kIntegerArithmetic: return "integer_arithmetic";

@@ -69,6 +69,26 @@ std::optional<Candidate> plain_weight_fake_quant(const model::Graph& qat, const 
   return c;
 }
 
+// Observers left enabled after eval() keep moving the QAT grids in every forward, away from the
+// grids convert() took: disable them (as torch.ao.quantization.disable_observer does) before the
+// forwards whose outputs are compared, and before convert().
+std::optional<Candidate> disable_observers(const model::Graph& qat) {
+  Candidate c;
+  c.qat = qat;
+  bool any = false;
+  for (auto& p : c.qat.fake_quants) {
+    any = any || p.observer_enabled;
+    p.observer_enabled = false;
+  }
+  if (!any) return std::nullopt;
+  c.change = "disable the observers after training (they are still enabled, so every forward moves the QAT grids "
+             "away from the ones convert() takes)";
+  c.python = "model.apply(torch.ao.quantization.disable_observer)\n"
+             "# before evaluating the QAT model and before convert()";
+  c.because = "observer_moved findings";
+  return c;
+}
+
 }  // namespace
 
 std::vector<ModelFix> verified_fixes(const ModelPaths& paths, const diff::ModelComparison& comparison,
@@ -78,6 +98,9 @@ std::vector<ModelFix> verified_fixes(const ModelPaths& paths, const diff::ModelC
   std::vector<Candidate> candidates;
   if (any_of_class(findings, {CauseClass::kWeightGrid, CauseClass::kAsymmetricSameSignChannel})) {
     if (auto c = plain_weight_fake_quant(paths.qat, options.profile->name)) candidates.push_back(std::move(*c));
+  }
+  if (any_of_class(findings, {CauseClass::kObserverMoved})) {
+    if (auto c = disable_observers(paths.qat)) candidates.push_back(std::move(*c));
   }
   const run::Tensor& int8_out = paths.int8_run.values[static_cast<size_t>(paths.int8.output)];
   const Divergence before =

@@ -300,6 +300,26 @@ TEST(ModelElementTrace, FirstDifferenceIsTheWeightIntegers) {
                std::invalid_argument);
 }
 
+// An output observer left enabled moves the QAT grid during the forward, away from the grid
+// convert() took: the cause is the moved observer, and disabling the observers is a verified fix.
+TEST(ModelDiagnosis, AnEnabledObserverIsAnObserverMovedCause) {
+  LinearModel m;
+  m.weight = varied_weights();
+  m.weight_point = agreeing_point("fc.weight_fake_quant", -1.0f, 1.0f, weight_spec(QScheme::kPerTensorSymmetric));
+  model::Graph qat = linear_qat(m);
+  qat.fake_quants[2].kind = FakeQuantModuleKind::kFusedMovingAvgObsFakeQuantize;
+  qat.fake_quants[2].observer_enabled = true;
+  qat.fake_quants[2].averaging_constant = 0.5f;  // the ramp's outputs pull the range far in one step
+  const BackendProfile profile = *make_backend_profile("qnnpack", {});
+  const Diagnosed d = diagnose(qat, profile);
+  ASSERT_GT(total_mismatches(d.comparison), 0);
+  EXPECT_TRUE(has(d.diagnosis, diagnose::CauseClass::kObserverMoved));
+  EXPECT_FALSE(has(d.diagnosis, diagnose::CauseClass::kActivationGrid));
+  ASSERT_FALSE(d.diagnosis.fixes.empty());
+  EXPECT_NE(d.diagnosis.fixes.back().python.find("disable_observer"), std::string::npos);
+  EXPECT_LT(d.diagnosis.fixes.back().after.bins_differing, d.diagnosis.fixes.back().before.bins_differing);
+}
+
 TEST(ModelDiagnosis, ResultsDoNotDependOnThreads) {
   LinearModel m;
   m.weight = varied_weights();

@@ -60,6 +60,7 @@ enum class CauseClass {
   kAccumulatorSaturation,     // int16 pair sums in the int8 kernel (no VNNI, FBGEMM depthwise)
   kActivationGrid,            // the layer's output grid differs (scale ulps / zero point)
   kOutputGridNotObserved,     // the int8 op keeps its input's grid; QAT observes its output
+  kObserverMoved,             // the QAT grid moved during this forward (observer still enabled)
   kReducedRangeClamp,         // QAT clamps to a reduced range the int8 op does not
   kUnquantizedOp,             // QAT leaves the op's output unrounded; int8 rounds it
   kIntegerArithmetic,         // int32 accumulation and requantization vs float math + rounding
