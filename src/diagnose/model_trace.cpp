@@ -76,6 +76,10 @@ class Tracer {
       op_rows();
     }
     bin_rows();
+    // Rounding to different integers that clamp (ReLU, range) to the same bin is no difference.
+    if (trace_.fake_quant_bin == trace_.int8_bin) {
+      for (auto& r : trace_.rows) r.differs = r.differs && r.stage != "rounded (RNE)";
+    }
     for (size_t i = 0; i < trace_.rows.size(); ++i) {
       if (trace_.rows[i].differs) {
         trace_.first_difference = i;

@@ -13,6 +13,7 @@ it the models are generated into a cache (see model_fixtures.py).
 """
 import argparse
 import json
+import re
 import os
 import shutil
 import stat
@@ -289,6 +290,21 @@ class ModelCliTest(unittest.TestCase):
         self.assertEqual(doc["trace"]["position"], [0, 3])
         self.assertIn("weight integers at the taps", [row["stage"] for row in doc["trace"]["rows"]])
         self.assertIn("element [0, 3] of fc", r.stdout)
+
+    def test_explain_on_a_model(self):
+        # `qparity explain QAT.pt ...` is the model form of explain: the trace only, exit 0/1 by the
+        # element's bins, and --layer is required.
+        args = [self.conv["qat.pt"], self.conv["int8.pt"], "--input", self.conv["input.pt"], "--backend", "qnnpack"]
+        r = subprocess.run([QPARITY, "explain", *args, "--layer", "fc", "--index", "0,3"], capture_output=True, text=True)
+        self.assertIn(r.returncode, (0, 1), r.stderr)
+        self.assertTrue(r.stdout.startswith("qparity explain: "), r.stdout[:80])
+        self.assertIn("element [0, 3] of fc", r.stdout)
+        self.assertNotIn("first divergent layer", r.stdout)
+        bins = re.search(r"fake-quant bin (\d+), int8 bin (\d+)", r.stdout)
+        self.assertEqual(r.returncode, 0 if bins.group(1) == bins.group(2) else 1)
+        r = subprocess.run([QPARITY, "explain", *args], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertRegex(r.stderr, r"^qparity explain: error: --layer")
 
     def test_fail_on(self):
         for item in ("max-dq", "foo=1", "max-dq=-1", "max-dq=1.5", "sqnr-min=abc", "max-dq=inf", "bin-mismatch=",

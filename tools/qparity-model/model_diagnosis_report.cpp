@@ -93,6 +93,13 @@ std::string trace_console(const diagnose::ModelElementTrace& t) {
   return out;
 }
 
+std::string render_trace_console(const ModelReport& r) {
+  std::string out = fmt::format("qparity explain: {} (QAT) against {} (int8), input {} {}, engine {}\n", r.qat_file,
+                                r.int8_file.empty() ? std::string("qparity's convert() of it") : r.int8_file,
+                                r.input_description, model::to_string(r.input_dims), r.profile.name);
+  return out + (r.trace ? trace_console(*r.trace) : std::string());
+}
+
 std::string render_diagnosis_console(const ModelReport& r) {
   const std::string trace = r.trace ? trace_console(*r.trace) : std::string();
   if (!r.diagnosis) {

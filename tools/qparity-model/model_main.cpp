@@ -42,6 +42,11 @@ namespace {
 
 using namespace qparity;
 
+// "qparity model", or "qparity explain" when `qparity explain QAT.pt ...` started this program
+// (an element trace: --layer is required and the console shows the trace only).
+std::string g_command = "qparity model";
+bool explain_mode() { return g_command == "qparity explain"; }
+
 // The largest input --input-shape makes: 2^28 float32 values (1 GiB); the emulation keeps every
 // activation of both paths besides, so anything near this is already far beyond a real model.
 constexpr int64_t kMaxSyntheticElements = int64_t{1} << 28;
@@ -247,7 +252,7 @@ void check_summation_order(const model::Graph& qat, const run::RunResult& fq_run
 }
 
 void progress(const std::string& line) {
-  if (::isatty(STDERR_FILENO) == 1) std::cerr << "qparity model: " << line << "\n";
+  if (::isatty(STDERR_FILENO) == 1) std::cerr << g_command << ": " << line << "\n";
 }
 
 // Two-file form: qparity's convert() of the QAT model against the real int8 model, to the bit.
@@ -443,11 +448,15 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
   // all of them appear, or none.
   if (outputs.wants("--json")) outputs.set("--json", cli::render_model_json(report));
   if (outputs.wants("--html")) outputs.set("--html", cli::render_model_html(report));
+  if (explain_mode()) {
+    outputs.write_all(cli::render_trace_console(report));
+    return report.trace && report.trace->fake_quant_bin != report.trace->int8_bin ? 1 : 0;
+  }
   outputs.write_all(cli::render_model_console(report));
   int status = 0;
   for (const auto& v : report.budgets) {
     if (!v.exceeded) continue;
-    std::cerr << fmt::format("qparity model: budget {}={} exceeded: {} in layer {}\n", v.budget,
+    std::cerr << fmt::format("{}: budget {}={} exceeded: {} in layer {}\n", g_command, v.budget,
                              v.limit, cli::budget_measure_text(v), v.layer);
     status = 1;
   }
@@ -459,8 +468,10 @@ int run_model(const ModelOptions& o, const std::string& command_line) {
 
 int main(int argc, char** argv) {
   cli::install_output_safeguards();
+  const std::string program = argc > 0 ? argv[0] : "qparity-model";
+  if (program.ends_with(" explain")) g_command = "qparity explain";
   if (const std::string error = cli::empty_attached_value_error(argc, argv); !error.empty()) {
-    std::cerr << "qparity model: error: " << error << " (run 'qparity model --help' for usage)\n";
+    std::cerr << g_command << ": error: " << error << " (run '" << g_command << " --help' for usage)\n";
     return qparity::cli::kErrorExitCode;
   }
   CLI::App app{
@@ -468,8 +479,9 @@ int main(int argc, char** argv) {
       "int8 model\n"
       "(scripted after convert) down qparity's emulation of both paths, compare them layer by "
       "layer, and\n"
-      "check the emulation against libtorch running the real models.",
-      "qparity model"};
+      "check the emulation against libtorch running the real models.\n"
+      "As `qparity explain QAT.pt [INT8.pt] ... --layer NAME [--index I,J,..]`: trace one element only.",
+      g_command};
   ModelOptions o;
   app.add_option("QAT.pt", o.qat_file,
                  "The QAT model: torch.jit.trace of the model after prepare_qat (eager mode)")
@@ -561,28 +573,31 @@ int main(int argc, char** argv) {
       const int code = app.exit(e);
       std::cout.flush();
       if (!std::cout) {
-        std::cerr << "qparity model: error: cannot write to stdout\n";
+        std::cerr << g_command << ": error: cannot write to stdout\n";
         return qparity::cli::kErrorExitCode;
       }
       return code;
     }
-    std::cerr << "qparity model: error: " << one_line(e.what())
-              << " (run 'qparity model --help' for usage)\n";
+    std::cerr << g_command << ": error: " << one_line(e.what()) << " (run '" << g_command << " --help' for usage)\n";
     return qparity::cli::kErrorExitCode;
   }
-  // The command line as typed: `qparity model` starts this program as "<qparity's argv[0]> model".
-  const std::string program = argc > 0 ? argv[0] : "qparity-model";
-  std::string line = program.ends_with(" model")
-                         ? cli::shell_quote(program.substr(0, program.size() - 6)) + " model"
-                         : cli::shell_quote(program);
+  if (explain_mode() && o.trace_layer.empty()) {
+    std::cerr << "qparity explain: error: --layer: name the layer whose element to trace (run 'qparity explain "
+                 "--help' for usage)\n";
+    return qparity::cli::kErrorExitCode;
+  }
+  // The command line as typed: `qparity model` (`qparity explain QAT.pt ...`) starts this program
+  // as "<qparity's argv[0]> model" ("... explain").
+  const std::string word = explain_mode() ? " explain" : " model";
+  std::string line = program.ends_with(word) ? cli::shell_quote(program.substr(0, program.size() - word.size())) + word
+                                             : cli::shell_quote(program);
   for (int i = 1; i < argc; ++i) line += " " + cli::shell_quote(argv[i]);
   try {
     return run_model(o, line);
   } catch (const std::bad_alloc&) {
-    std::cerr << "qparity model: error: out of memory (the models or the input are too large for "
-                 "this machine)\n";
+    std::cerr << g_command << ": error: out of memory (the models or the input are too large for this machine)\n";
   } catch (const std::exception& e) {
-    std::cerr << "qparity model: error: " << one_line(e.what()) << "\n";
+    std::cerr << g_command << ": error: " << one_line(e.what()) << "\n";
   }
   return qparity::cli::kErrorExitCode;
 }

@@ -76,5 +76,7 @@ bool reference_exact(const ModelReport& report);
 
 std::string render_model_console(const ModelReport& report);
 std::string render_model_json(const ModelReport& report);
+// `qparity explain QAT.pt ...`: the run's first line and the element trace.
+std::string render_trace_console(const ModelReport& report);
 
 }  // namespace qparity::cli

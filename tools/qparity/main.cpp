@@ -74,18 +74,20 @@ std::string command_line_error(const CLI::App& app) {
 
 // `qparity model ...` runs qparity-model, installed beside this binary: only it links libtorch,
 // so every other command starts without loading it. Returns only when it cannot be started.
-int exec_model_command(int argc, char** argv) {
+// `qparity explain QAT.pt ...` (a model file where the seed's explain takes options) runs it too,
+// as "<argv[0]> explain": an element trace of the user's model.
+int exec_model_command(int argc, char** argv, const char* command = "model") {
   std::error_code error;
   const auto self = std::filesystem::read_symlink("/proc/self/exe", error);
   const auto program = (error ? std::filesystem::path(argv[0]).parent_path() : self.parent_path()) / "qparity-model";
   std::vector<char*> args;
   // "<argv[0]> model": qparity-model records the command line as it was typed.
-  std::string name = std::string(argv[0]) + " model";
+  std::string name = std::string(argv[0]) + " " + command;
   args.push_back(name.data());
   for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
   args.push_back(nullptr);
   execv(program.c_str(), args.data());
-  std::cerr << "qparity model: error: cannot start " << program.string() << " (" << std::strerror(errno)
+  std::cerr << "qparity " << command << ": error: cannot start " << program.string() << " (" << std::strerror(errno)
             << "); it is built beside qparity when libtorch is installed (apt-get install libtorch-dev)\n";
   return kUsageExitCode;
 }
@@ -100,6 +102,9 @@ int main(int argc, char** argv) {
   mallopt(M_ARENA_MAX, 1);  // threads reuse the same warm heap (few, large allocations)
   qparity::cli::install_output_safeguards();
   if (argc > 1 && std::string(argv[1]) == "model") return exec_model_command(argc, argv);
+  if (argc > 2 && std::string(argv[1]) == "explain" && std::string(argv[2]).ends_with(".pt")) {
+    return exec_model_command(argc, argv, "explain");
+  }
   if (const std::string error = qparity::cli::argument_list_error(argc, argv); !error.empty()) {
     return usage_error(error);
   }
@@ -136,7 +141,10 @@ int main(int argc, char** argv) {
       "bias, multiplier, pre-rounding value, rounding, zero point, clamp, output bin; the first\n"
       "stage where the paths differ is marked. Takes every option of `seed`.");
   explain->set_version_flag("--version", version_line());
-  explain->footer("Exit codes: 0 the element's output agrees in both paths, 1 it differs, 2 error.");
+  explain->footer(
+      "Your own model: qparity explain QAT.pt [INT8.pt] --input x.pt --backend E --layer NAME [--index I,J,..]\n"
+      "traces one element of a layer (options of `qparity model`; see docs/model.md).\n"
+      "Exit codes: 0 the element's output agrees in both paths, 1 it differs, 2 error.");
   qparity::cli::add_explain_options(*explain, explain_options);
   qparity::cli::SweepCommandOptions sweep_options;
   CLI::App* sweep = app.add_subcommand(
