@@ -84,6 +84,20 @@ model::Graph linear_qat(const LinearModel& m) {
   return g;
 }
 
+// Varied weights under a fused per-tensor symmetric weight fake-quant: QAT derives the weight grid
+// with ATen's ChooseQuantizationParams, convert() with the Python observer.
+LinearModel fused_weight_model() {
+  LinearModel m;
+  m.weight = varied_weights();
+  m.weight_point.module = "fc.weight_fake_quant";
+  m.weight_point.spec = weight_spec(QScheme::kPerTensorSymmetric);
+  m.weight_point.min_val = {-1.0f};
+  m.weight_point.max_val = {1.0f};
+  m.weight_point.scale = {1.0f};
+  m.weight_point.zero_point = {0};
+  return m;
+}
+
 run::Tensor ramp_input() {
   std::vector<float> v(kRows * kIn);
   for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(std::cos(0.37 * static_cast<double>(i)));
@@ -152,14 +166,7 @@ TEST(ModelDiagnosis, AgreeingPathsGetNoFinding) {
 // The fused fake-quant computes the weight scale with ATen's ChooseQuantizationParams, convert()
 // with the Python observer: the weight grids differ and that is the cause found.
 TEST(ModelDiagnosis, FusedWeightRuleIsAWeightGridCause) {
-  LinearModel m;
-  m.weight = varied_weights();
-  m.weight_point.module = "fc.weight_fake_quant";
-  m.weight_point.spec = weight_spec(QScheme::kPerTensorSymmetric);
-  m.weight_point.min_val = {-1.0f};
-  m.weight_point.max_val = {1.0f};
-  m.weight_point.scale = {1.0f};
-  m.weight_point.zero_point = {0};
+  const LinearModel m = fused_weight_model();
   const BackendProfile profile = *make_backend_profile("qnnpack", {});
   const Diagnosed d = diagnose(linear_qat(m), profile);
   ASSERT_GT(total_mismatches(d.comparison), 0);
@@ -261,14 +268,7 @@ TEST(ModelDiagnosis, OutputScaleIsAnActivationGridCause) {
 // The element trace of a mismatching element names the weight integers as the first stage that
 // differs (the fused rule's grid), and ends in the bins the comparison reports.
 TEST(ModelElementTrace, FirstDifferenceIsTheWeightIntegers) {
-  LinearModel m;
-  m.weight = varied_weights();
-  m.weight_point.module = "fc.weight_fake_quant";
-  m.weight_point.spec = weight_spec(QScheme::kPerTensorSymmetric);
-  m.weight_point.min_val = {-1.0f};
-  m.weight_point.max_val = {1.0f};
-  m.weight_point.scale = {1.0f};
-  m.weight_point.zero_point = {0};
+  const LinearModel m = fused_weight_model();
   const model::Graph qat = linear_qat(m);
   const BackendProfile profile = *make_backend_profile("qnnpack", {});
   const model::Graph int8 = model::convert_eager(qat, profile);
@@ -321,14 +321,7 @@ TEST(ModelDiagnosis, AnEnabledObserverIsAnObserverMovedCause) {
 }
 
 TEST(ModelDiagnosis, ResultsDoNotDependOnThreads) {
-  LinearModel m;
-  m.weight = varied_weights();
-  m.weight_point.module = "fc.weight_fake_quant";
-  m.weight_point.spec = weight_spec(QScheme::kPerTensorSymmetric);
-  m.weight_point.min_val = {-1.0f};
-  m.weight_point.max_val = {1.0f};
-  m.weight_point.scale = {1.0f};
-  m.weight_point.zero_point = {0};
+  const LinearModel m = fused_weight_model();
   const model::Graph qat = linear_qat(m);
   const BackendProfile profile = *make_backend_profile("qnnpack", {});
   const model::Graph int8 = model::convert_eager(qat, profile);
