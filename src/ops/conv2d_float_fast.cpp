@@ -1,0 +1,145 @@
+// Fast float conv: conv2d_float's bits. Each output still sums its products in float, one
+// rounding per product and per addition (no FMA: -ffp-contract=off), starting from +0.0f, in
+// (channel, kh, kw) order with the padded taps skipped, then adds the bias and applies the ReLU.
+// What changes is only which outputs are computed side by side: a chunk of 8 outputs of one
+// row for 4 output channels, accumulated in registers. Padded taps are skipped, never added as
+// 0·w, because 0·inf is NaN.
+#include <algorithm>
+
+#include "common/multiversion.h"
+#include "qparity/ops/conv2d_fast.h"
+
+namespace qparity {
+namespace {
+
+size_t sz(int64_t v) { return static_cast<size_t>(v); }
+
+// The kernel taps [lo, hi) of one axis inside the input for one output coordinate (contiguous:
+// the input coordinate grows with the tap).
+struct TapRange {
+  int64_t lo = 0, hi = 0;
+};
+
+TapRange inside_taps(int64_t o, int64_t inputs, int64_t kernel, int64_t stride, int64_t pad,
+                     int64_t dilation) {
+  TapRange r{0, 0};
+  bool found = false;
+  for (int64_t k = 0; k < kernel; ++k) {
+    const int64_t i = o * stride - pad + k * dilation;
+    if (i < 0 || i >= inputs) continue;
+    if (!found) r.lo = k;
+    found = true;
+    r.hi = k + 1;
+  }
+  return r;
+}
+
+struct FloatPlan {
+  const FloatConv2dArgs* args = nullptr;
+  Shape4 out;
+  int64_t group_channels = 0, group_outputs = 0, taps = 0;
+};
+
+// Outputs (oh, ow0 .. ow0 + kCols) of channels m .. m + kChans, every one of whose kw taps in
+// `rw` (and kh taps in `rh`) lies inside the input: the reference's arithmetic, output by output.
+template <size_t kChans, size_t kCols>
+inline void float_chunk(const FloatPlan& f, int64_t n, int64_t m, int64_t oh, int64_t ow0,
+                        TapRange rh, TapRange rw, float* y) {
+  const FloatConv2dArgs& a = *f.args;
+  const Shape4& in = a.input_shape;
+  const Conv2dGeometry& g = a.geometry;
+  const int64_t kw_count = a.weight_shape.w;
+  const int64_t first_channel = (m / f.group_outputs) * f.group_channels;
+  const float* w = a.weight.data() + m * f.group_channels * f.taps;
+  float acc[kChans][kCols] = {};  // +0.0f, as the reference's sum starts
+  for (int64_t cg = 0; cg < f.group_channels; ++cg) {
+    const float* plane = a.input.data() + ((n * in.c + first_channel + cg) * in.h) * in.w;
+    for (int64_t kh = rh.lo; kh < rh.hi; ++kh) {
+      const float* x_row = plane + (oh * g.stride_h - g.pad_h + kh * g.dilation_h) * in.w;
+      for (int64_t kw = rw.lo; kw < rw.hi; ++kw) {
+        const float* x = x_row + ow0 * g.stride_w - g.pad_w + kw * g.dilation_w;
+        const int64_t tap = (cg * a.weight_shape.h + kh) * kw_count + kw;
+        float wv[kChans];
+        for (size_t q = 0; q < kChans; ++q) wv[q] = w[static_cast<int64_t>(q) * f.group_channels * f.taps + tap];
+        for (size_t i = 0; i < kCols; ++i) {
+          const float xv = x[static_cast<int64_t>(i) * g.stride_w];
+          for (size_t q = 0; q < kChans; ++q) acc[q][i] += xv * wv[q];
+        }
+      }
+    }
+  }
+  const int64_t plane_out = f.out.h * f.out.w;
+  for (size_t q = 0; q < kChans; ++q) {
+    const int64_t mq = m + static_cast<int64_t>(q);
+    float* yq = y + mq * plane_out + oh * f.out.w + ow0;
+    for (size_t i = 0; i < kCols; ++i) {
+      float v = acc[q][i];
+      if (!a.bias.empty()) v = v + a.bias[sz(mq)];
+      if (a.relu) v = std::max(v, 0.0f);
+      yq[i] = v;
+    }
+  }
+}
+
+// Row oh of channels m .. m + kChans of image n: full chunks of 8 over the columns whose taps
+// all lie inside, one output at a time elsewhere (each with its own inside kw taps).
+template <size_t kChans>
+inline void float_row(const FloatPlan& f, int64_t n, int64_t m, int64_t oh, float* y) {
+  const FloatConv2dArgs& a = *f.args;
+  const Conv2dGeometry& g = a.geometry;
+  const TapRange rh =
+      inside_taps(oh, a.input_shape.h, a.weight_shape.h, g.stride_h, g.pad_h, g.dilation_h);
+  constexpr size_t kChunk = 8;
+  constexpr auto kChunkLength = static_cast<int64_t>(kChunk);
+  int64_t ow = 0;
+  while (ow < f.out.w) {
+    const TapRange rw =
+        inside_taps(ow, a.input_shape.w, a.weight_shape.w, g.stride_w, g.pad_w, g.dilation_w);
+    const bool full = rw.lo == 0 && rw.hi == a.weight_shape.w;
+    if (full && ow + kChunkLength <= f.out.w) {
+      const TapRange last = inside_taps(ow + kChunkLength - 1, a.input_shape.w, a.weight_shape.w,
+                                        g.stride_w, g.pad_w, g.dilation_w);
+      if (last.lo == 0 && last.hi == a.weight_shape.w) {  // interior columns are contiguous
+        float_chunk<kChans, kChunk>(f, n, m, oh, ow, rh, rw, y);
+        ow += kChunkLength;
+        continue;
+      }
+    }
+    float_chunk<kChans, 1>(f, n, m, oh, ow, rh, rw, y);
+    ++ow;
+  }
+}
+
+QPARITY_MULTIVERSION
+void float_conv_rows(const FloatPlan& f, std::vector<float>& y) {
+  constexpr size_t kChans = 4;
+  constexpr auto kBlock = static_cast<int64_t>(kChans);
+  for (int64_t n = 0; n < f.out.n; ++n) {
+    float* yn = y.data() + n * f.out.c * f.out.h * f.out.w;
+    for (int64_t group = 0; group * f.group_outputs < f.out.c; ++group) {
+      const int64_t first = group * f.group_outputs, last = first + f.group_outputs;
+      int64_t m = first;
+      for (; m + kBlock <= last; m += kBlock) {
+        for (int64_t oh = 0; oh < f.out.h; ++oh) float_row<kChans>(f, n, m, oh, yn);
+      }
+      for (; m < last; ++m) {
+        for (int64_t oh = 0; oh < f.out.h; ++oh) float_row<1>(f, n, m, oh, yn);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void conv2d_float_fast(const FloatConv2dArgs& a, std::vector<float>& out) {
+  const Shape4 shape = conv2d_output_shape(a.input_shape, a.weight_shape, a.geometry);
+  FloatPlan f{.args = &a,
+              .out = shape,
+              .group_channels = a.weight_shape.c,
+              .group_outputs = a.weight_shape.n / a.geometry.groups,
+              .taps = a.weight_shape.h * a.weight_shape.w};
+  out.resize(sz(shape.numel()));
+  float_conv_rows(f, out);
+}
+
+}  // namespace qparity
