@@ -42,8 +42,10 @@ struct FloatPlan {
 
 // Outputs (oh, ow0 .. ow0 + kCols) of channels m .. m + kChans, every one of whose kw taps in
 // `rw` (and kh taps in `rh`) lies inside the input: the reference's arithmetic, output by output.
+// Always inlined, as float_row: a template left out of line would be compiled for the baseline
+// ISA only, outside the multiversioned caller.
 template <size_t kChans, size_t kCols>
-inline void float_chunk(const FloatPlan& f, int64_t n, int64_t m, int64_t oh, int64_t ow0,
+[[gnu::always_inline]] inline void float_chunk(const FloatPlan& f, int64_t n, int64_t m, int64_t oh, int64_t ow0,
                         TapRange rh, TapRange rw, float* y) {
   const FloatConv2dArgs& a = *f.args;
   const Shape4& in = a.input_shape;
@@ -84,7 +86,7 @@ inline void float_chunk(const FloatPlan& f, int64_t n, int64_t m, int64_t oh, in
 // Row oh of channels m .. m + kChans of image n: full chunks of 8 over the columns whose taps
 // all lie inside, one output at a time elsewhere (each with its own inside kw taps).
 template <size_t kChans>
-inline void float_row(const FloatPlan& f, int64_t n, int64_t m, int64_t oh, float* y) {
+[[gnu::always_inline]] inline void float_row(const FloatPlan& f, int64_t n, int64_t m, int64_t oh, float* y) {
   const FloatConv2dArgs& a = *f.args;
   const Conv2dGeometry& g = a.geometry;
   const TapRange rh =

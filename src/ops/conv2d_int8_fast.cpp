@@ -447,8 +447,9 @@ void gemm_conv(const ConvPlan& plan, KernelIsa isa, std::vector<int32_t>& out) {
 // per group the reduction is the taps, so the along-reduction and tap models pair exactly
 // these (eq. 6.6, 6.6b, 6.6c), and the exact and channel-pair models saturate nothing.
 
+// Always inlined into the multiversioned depthwise_sums, so that each ISA clone has its copy.
 template <bool kSaturate>
-inline void depthwise_pair_row(const uint8_t* x0, const uint8_t* x1, int32_t w0, int32_t w1,
+[[gnu::always_inline]] inline void depthwise_pair_row(const uint8_t* x0, const uint8_t* x1, int32_t w0, int32_t w1,
                                int64_t stride, int64_t count, uint32_t* s, uint32_t* x_sum) {
   for (int64_t o = 0; o < count; ++o) {
     const int32_t a = x0[o * stride], b = x1[o * stride];
@@ -459,7 +460,7 @@ inline void depthwise_pair_row(const uint8_t* x0, const uint8_t* x1, int32_t w0,
   }
 }
 
-inline void depthwise_single_row(const uint8_t* x0, int32_t w0, int64_t stride, int64_t count,
+[[gnu::always_inline]] inline void depthwise_single_row(const uint8_t* x0, int32_t w0, int64_t stride, int64_t count,
                                  uint32_t* s, uint32_t* x_sum) {
   for (int64_t o = 0; o < count; ++o) {
     const int32_t a = x0[o * stride];
