@@ -5,6 +5,7 @@
 // row for 4 output channels, accumulated in registers. Padded taps are skipped, never added as
 // 0·w, because 0·inf is NaN.
 #include <algorithm>
+#include <vector>
 
 #include "common/multiversion.h"
 #include "qparity/ops/conv2d_fast.h"
@@ -38,7 +39,82 @@ struct FloatPlan {
   const FloatConv2dArgs* args = nullptr;
   Shape4 out;
   int64_t group_channels = 0, group_outputs = 0, taps = 0;
+  std::vector<TapRange> rows, cols;  // inside taps per output row / column
+  // The columns [interior_lo, interior_hi) whose kw taps all lie inside (contiguous, maybe empty).
+  int64_t interior_lo = 0, interior_hi = 0;
 };
+
+constexpr size_t kLanes = 8;  // output channels side by side in the channel-vectorised path
+
+// Each group's weights in blocks of kLanes output channels, [group][block][cg][kh][kw][lane];
+// lanes past the group's last channel hold 0 and their outputs are never stored.
+std::vector<float> pack_channel_blocks(const FloatPlan& f) {
+  const FloatConv2dArgs& a = *f.args;
+  const int64_t lanes = static_cast<int64_t>(kLanes);
+  const int64_t blocks = (f.group_outputs + lanes - 1) / lanes;
+  const int64_t block_size = f.group_channels * f.taps * lanes;
+  std::vector<float> packed(sz(a.geometry.groups * blocks * block_size), 0.0f);
+  for (int64_t m = 0; m < f.out.c; ++m) {
+    const int64_t group = m / f.group_outputs, local = m % f.group_outputs;
+    float* block = packed.data() + (group * blocks + local / lanes) * block_size + local % lanes;
+    for (int64_t k = 0; k < f.group_channels * f.taps; ++k) {
+      block[k * lanes] = a.weight[sz(m * f.group_channels * f.taps + k)];
+    }
+  }
+  return packed;
+}
+
+// Outputs (oh, ow0 .. ow0 + kCols) of the `lanes` channels from m0 whose packed weights are
+// `w`: the same arithmetic as float_chunk, vectorised across output channels instead of columns,
+// which suits narrow rows and any stride.
+template <size_t kCols>
+[[gnu::always_inline]] inline void lane_chunk(const FloatPlan& f, const float* w, int64_t n,
+                                              int64_t m0, int64_t lanes, int64_t oh, int64_t ow0,
+                                              TapRange rw, float* y) {
+  const FloatConv2dArgs& a = *f.args;
+  const Shape4& in = a.input_shape;
+  const Conv2dGeometry& g = a.geometry;
+  const TapRange rh = f.rows[sz(oh)];
+  const int64_t first_channel = (m0 / f.group_outputs) * f.group_channels;
+  float acc[kCols][kLanes] = {};  // +0.0f, as the reference's sum starts
+  for (int64_t cg = 0; cg < f.group_channels; ++cg) {
+    const float* plane = a.input.data() + ((n * in.c + first_channel + cg) * in.h) * in.w;
+    for (int64_t kh = rh.lo; kh < rh.hi; ++kh) {
+      const float* x_row = plane + (oh * g.stride_h - g.pad_h + kh * g.dilation_h) * in.w;
+      for (int64_t kw = rw.lo; kw < rw.hi; ++kw) {
+        const float* x = x_row + ow0 * g.stride_w - g.pad_w + kw * g.dilation_w;
+        const float* wv = w + ((cg * a.weight_shape.h + kh) * a.weight_shape.w + kw) * static_cast<int64_t>(kLanes);
+        for (size_t i = 0; i < kCols; ++i) {
+          const float xv = x[static_cast<int64_t>(i) * g.stride_w];
+          for (size_t q = 0; q < kLanes; ++q) acc[i][q] += xv * wv[q];
+        }
+      }
+    }
+  }
+  const int64_t plane_out = f.out.h * f.out.w;
+  for (size_t q = 0; q < static_cast<size_t>(lanes); ++q) {
+    const int64_t mq = m0 + static_cast<int64_t>(q);
+    float* yq = y + mq * plane_out + oh * f.out.w + ow0;
+    for (size_t i = 0; i < kCols; ++i) {
+      float v = acc[i][q];
+      if (!a.bias.empty()) v = v + a.bias[sz(mq)];
+      if (a.relu) v = std::max(v, 0.0f);
+      yq[i] = v;
+    }
+  }
+}
+
+// Row oh of a block of output channels: interior columns 8 and then 4 at a time, the rest
+// (borders, with their own inside kw taps, and the tail) one at a time.
+[[gnu::always_inline]] inline void lane_row(const FloatPlan& f, const float* w, int64_t n,
+                                            int64_t m0, int64_t lanes, int64_t oh, float* y) {
+  const TapRange full{0, f.args->weight_shape.w};
+  int64_t ow = 0;
+  for (; ow < f.interior_lo; ++ow) lane_chunk<1>(f, w, n, m0, lanes, oh, ow, f.cols[sz(ow)], y);
+  for (; ow + 8 <= f.interior_hi; ow += 8) lane_chunk<8>(f, w, n, m0, lanes, oh, ow, full, y);
+  for (; ow + 4 <= f.interior_hi; ow += 4) lane_chunk<4>(f, w, n, m0, lanes, oh, ow, full, y);
+  for (; ow < f.out.w; ++ow) lane_chunk<1>(f, w, n, m0, lanes, oh, ow, f.cols[sz(ow)], y);
+}
 
 // Outputs (oh, ow0 .. ow0 + kCols) of channels m .. m + kChans, every one of whose kw taps in
 // `rw` (and kh taps in `rh`) lies inside the input: the reference's arithmetic, output by output.
@@ -112,14 +188,29 @@ template <size_t kChans>
   }
 }
 
+// Groups with at least kLanes output channels take the channel-vectorised path, the others
+// (depthwise, narrow groups) the column-vectorised one.
 QPARITY_MULTIVERSION
-void float_conv_rows(const FloatPlan& f, std::vector<float>& y) {
+void float_conv_rows(const FloatPlan& f, const std::vector<float>& packed, std::vector<float>& y) {
   constexpr size_t kChans = 4;
   constexpr auto kBlock = static_cast<int64_t>(kChans);
+  const auto lanes = static_cast<int64_t>(kLanes);
+  const int64_t blocks = (f.group_outputs + lanes - 1) / lanes;
+  const int64_t block_size = f.group_channels * f.taps * lanes;
   for (int64_t n = 0; n < f.out.n; ++n) {
     float* yn = y.data() + n * f.out.c * f.out.h * f.out.w;
     for (int64_t group = 0; group * f.group_outputs < f.out.c; ++group) {
       const int64_t first = group * f.group_outputs, last = first + f.group_outputs;
+      if (f.group_outputs >= lanes) {
+        for (int64_t b = 0; b < blocks; ++b) {
+          const float* w = packed.data() + (group * blocks + b) * block_size;
+          const int64_t m0 = first + b * lanes;
+          for (int64_t oh = 0; oh < f.out.h; ++oh) {
+            lane_row(f, w, n, m0, std::min(lanes, last - m0), oh, yn);
+          }
+        }
+        continue;
+      }
       int64_t m = first;
       for (; m + kBlock <= last; m += kBlock) {
         for (int64_t oh = 0; oh < f.out.h; ++oh) float_row<kChans>(f, n, m, oh, yn);
@@ -140,8 +231,21 @@ void conv2d_float_fast(const FloatConv2dArgs& a, std::vector<float>& out) {
               .group_channels = a.weight_shape.c,
               .group_outputs = a.weight_shape.n / a.geometry.groups,
               .taps = a.weight_shape.h * a.weight_shape.w};
+  const Conv2dGeometry& g = a.geometry;
+  for (int64_t oh = 0; oh < shape.h; ++oh) {
+    f.rows.push_back(inside_taps(oh, a.input_shape.h, a.weight_shape.h, g.stride_h, g.pad_h, g.dilation_h));
+  }
+  for (int64_t ow = 0; ow < shape.w; ++ow) {
+    f.cols.push_back(inside_taps(ow, a.input_shape.w, a.weight_shape.w, g.stride_w, g.pad_w, g.dilation_w));
+  }
+  const auto is_full = [&](const TapRange& r) { return r.lo == 0 && r.hi == a.weight_shape.w; };
+  while (f.interior_lo < shape.w && !is_full(f.cols[sz(f.interior_lo)])) ++f.interior_lo;
+  f.interior_hi = f.interior_lo;
+  while (f.interior_hi < shape.w && is_full(f.cols[sz(f.interior_hi)])) ++f.interior_hi;
   out.resize(sz(shape.numel()));
-  float_conv_rows(f, out);
+  const std::vector<float> packed =
+      f.group_outputs >= static_cast<int64_t>(kLanes) ? pack_channel_blocks(f) : std::vector<float>();
+  float_conv_rows(f, packed, out);
 }
 
 }  // namespace qparity
