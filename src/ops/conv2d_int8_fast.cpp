@@ -31,6 +31,8 @@ namespace {
 
 constexpr int64_t kTileRows = 4;   // output positions per micro-tile
 constexpr int64_t kTileCols = 16;  // output channels per micro-tile: two 8-lane int32 registers
+// Pointwise convs with fewer outputs per group than this run a plane at a time (bench/conv_bench).
+constexpr int64_t kPlanarBelowOutputs = 32;
 
 size_t sz(int64_t v) { return static_cast<size_t>(v); }
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
@@ -128,14 +130,20 @@ struct ConvPlan {
   std::vector<uint32_t> full_weight;    // [M] Σ over every tap
   std::vector<TapRange> rows, cols;     // inside taps per output row / column
 
-  // W_T of output channel m at output (oh, ow).
-  uint32_t weight_term(int64_t m, int64_t oh, int64_t ow) const {
-    const TapRange& rh = rows[sz(oh)];
-    const TapRange& rw = cols[sz(ow)];
+  // Whether every tap of output p takes part, so that W_T is full_weight.
+  bool all_taps_take_part(int64_t p) const {
+    if (model.padding_reads_zero_point) return true;
+    const TapRange& rh = rows[sz(p / out.w)];
+    const TapRange& rw = cols[sz(p % out.w)];
+    return rh.hi - rh.lo == args->weight_shape.h && rw.hi - rw.lo == args->weight_shape.w;
+  }
+
+  // W_T of output channel m at output p.
+  uint32_t weight_term(int64_t m, int64_t p) const {
+    if (all_taps_take_part(p)) return full_weight[sz(m)];
+    const TapRange& rh = rows[sz(p / out.w)];
+    const TapRange& rw = cols[sz(p % out.w)];
     const int64_t kw = args->weight_shape.w;
-    if (model.padding_reads_zero_point || (rh.hi - rh.lo == args->weight_shape.h && rw.hi - rw.lo == kw)) {
-      return full_weight[sz(m)];
-    }
     uint32_t sum = 0;
     for (int64_t kh = rh.lo; kh < rh.hi; ++kh) {
       for (int64_t k = rw.lo; k < rw.hi; ++k) sum += tap_weight[sz(m * taps + kh * kw + k)];
@@ -143,10 +151,9 @@ struct ConvPlan {
     return sum;
   }
 
-  // The accumulator from S and X (header: acc = S - w_zp·X - x_zp·W_T).
-  int32_t finish(uint32_t s, uint32_t x_sum, int64_t m, int64_t p) const {
-    const uint32_t acc = s - w_zp[sz(m)] * x_sum - x_zp * weight_term(m, p / out.w, p % out.w);
-    return static_cast<int32_t>(acc);
+  // The accumulator from S, X and W_T (header: acc = S - w_zp·X - x_zp·W_T).
+  int32_t finish(uint32_t s, uint32_t x_sum, int64_t m, uint32_t w_t) const {
+    return static_cast<int32_t>(s - w_zp[sz(m)] * x_sum - x_zp * w_t);
   }
 };
 
@@ -342,8 +349,18 @@ uint32_t im2col_row(const ConvPlan& plan, const ReductionLayout& layout, const u
   const QuantizedConv2dArgs& a = *plan.args;
   const Shape4& in = a.input_shape;
   const Conv2dGeometry& geo = a.geometry;
-  std::memset(row, 0, sz(layout.length));
   const int64_t oh = p / plan.out.w, ow = p % plan.out.w;
+  if (plan.taps == 1 && layout.order == ReductionLayout::Order::kTapMajor && geo.pad_h == 0 &&
+      geo.pad_w == 0) {  // 1x1 without padding: the row is the pixel's channels of the group
+    const uint8_t* pixel = nhwc + ((oh * geo.stride_h) * in.w + ow * geo.stride_w) * in.c +
+                           g * plan.group_channels;
+    std::memcpy(row, pixel, sz(plan.group_channels));
+    std::memset(row + plan.group_channels, 0, sz(layout.length - plan.group_channels));
+    uint32_t x_sum = 0;
+    for (int64_t k = 0; k < plan.group_channels; ++k) x_sum += row[k];
+    return x_sum;
+  }
+  std::memset(row, 0, sz(layout.length));
   for (int64_t kh = 0; kh < a.weight_shape.h; ++kh) {
     const int64_t ih = oh * geo.stride_h - geo.pad_h + kh * geo.dilation_h;
     for (int64_t kw = 0; kw < a.weight_shape.w; ++kw) {
@@ -417,10 +434,12 @@ void gemm_group(const ConvPlan& plan, const ReductionLayout& layout, const TileK
                        s.weights.pairs.data() + base, tile);
         }
         for (int64_t r = r0; r < std::min(r0 + kTileRows, count); ++r) {
+          const int64_t p = p0 + r;
+          const bool all_taps = plan.all_taps_take_part(p);
           for (int64_t c = 0; c < columns; ++c) {
             const int64_t m = g * plan.group_outputs + block * kTileCols + c;
-            acc[m * plan.plane + p0 + r] =
-                plan.finish(tile[(r - r0) * kTileCols + c], s.x_sums[sz(r)], m, p0 + r);
+            const uint32_t w_t = all_taps ? plan.full_weight[sz(m)] : plan.weight_term(m, p);
+            acc[m * plan.plane + p] = plan.finish(tile[(r - r0) * kTileCols + c], s.x_sums[sz(r)], m, w_t);
           }
         }
       }
@@ -530,9 +549,79 @@ void depthwise_conv(const ConvPlan& plan, std::vector<int32_t>& out) {
         depthwise_sums(plan, {padded.data(), width, a.weight.data() + m * plan.taps}, saturate,
                        s.data(), x_sum.data());
         int32_t* acc = out.data() + (n * plan.out.c + m) * plan.plane;
-        for (int64_t p = 0; p < plan.plane; ++p) acc[p] = plan.finish(s[sz(p)], x_sum[sz(p)], m, p);
+        for (int64_t p = 0; p < plan.plane; ++p) {
+          acc[p] = plan.finish(s[sz(p)], x_sum[sz(p)], m, plan.weight_term(m, p));
+        }
       }
     }
+  }
+}
+
+// ---- Pointwise with few channels (e.g. the seed's 3 -> 3 1x1 conv): a plane at a time, where a
+// 16-channel GEMM tile would mostly hold padding. One tap and no padding: every model pairs
+// channels (2j, 2j+1) (eq. 6.5, 6.5b, 6.6, 6.6b); an odd last channel stands alone.
+
+template <bool kSaturate>
+[[gnu::always_inline]] inline void planar_pair(const uint8_t* x0, const uint8_t* x1, int32_t w0,
+                                               int32_t w1, int64_t plane, uint32_t* s) {
+  for (int64_t p = 0; p < plane; ++p) {
+    int32_t v = x0[p] * w0 + x1[p] * w1;
+    if constexpr (kSaturate) v = saturate_to_int16(v);
+    s[p] += static_cast<uint32_t>(v);
+  }
+}
+
+// S, X and the accumulators (header) of image n, plane by plane.
+QPARITY_MULTIVERSION
+void planar_pointwise_image(const ConvPlan& plan, int64_t n, bool saturate, uint32_t* x_sum,
+                            int32_t* acc) {
+  const QuantizedConv2dArgs& a = *plan.args;
+  const int64_t plane = plan.plane, channels = plan.group_channels;
+  for (int64_t group = 0; group < a.geometry.groups; ++group) {
+    const uint8_t* x = a.input.data() + (n * a.input_shape.c + group * channels) * plane;
+    std::fill(x_sum, x_sum + plane, 0u);
+    for (int64_t c = 0; c < channels; ++c) {
+      for (int64_t p = 0; p < plane; ++p) x_sum[p] += x[c * plane + p];
+    }
+    for (int64_t mg = 0; mg < plan.group_outputs; ++mg) {
+      const int64_t m = group * plan.group_outputs + mg;
+      const int8_t* w = a.weight.data() + m * channels;
+      auto* s = reinterpret_cast<uint32_t*>(acc + (n * plan.out.c + m) * plane);
+      std::fill(s, s + plane, 0u);
+      int64_t c = 0;
+      for (; c + 1 < channels; c += 2) {
+        const uint8_t* x0 = x + c * plane;
+        if (saturate) {
+          planar_pair<true>(x0, x0 + plane, w[c], w[c + 1], plane, s);
+        } else {
+          planar_pair<false>(x0, x0 + plane, w[c], w[c + 1], plane, s);
+        }
+      }
+      if (c < channels) {
+        const uint8_t* x0 = x + c * plane;
+        const int32_t w0 = w[c];
+        for (int64_t p = 0; p < plane; ++p) s[p] += static_cast<uint32_t>(x0[p] * w0);
+      }
+      const uint32_t w_zp = plan.w_zp[sz(m)], weight_term = plan.x_zp * plan.full_weight[sz(m)];
+      for (int64_t p = 0; p < plane; ++p) s[p] = s[p] - w_zp * x_sum[p] - weight_term;
+    }
+  }
+}
+
+bool takes_planar_pointwise(const ConvPlan& plan) {
+  const QuantizedConv2dArgs& a = *plan.args;
+  const Conv2dGeometry& g = a.geometry;
+  const bool pointwise = a.weight_shape.h == 1 && a.weight_shape.w == 1 && g.stride_h == 1 &&
+                         g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
+  // A channel-major (tap-pair) model on one tap pairs nothing: left to the GEMM, which knows.
+  return pointwise && plan.model.order != ReductionLayout::Order::kChannelMajorEvenTaps &&
+         plan.group_outputs < kPlanarBelowOutputs;
+}
+
+void planar_pointwise(const ConvPlan& plan, std::vector<int32_t>& out) {
+  std::vector<uint32_t> x_sum(sz(plan.plane));
+  for (int64_t n = 0; n < plan.out.n; ++n) {
+    planar_pointwise_image(plan, n, plan.model.saturate_pairs, x_sum.data(), out.data());
   }
 }
 
@@ -572,7 +661,9 @@ bool conv2d_accumulators_fast(const QuantizedConv2dArgs& a, AccumulationModel mo
   }
   out.resize(sz(shape.numel()));
   const ConvPlan plan = make_plan(a, fast, shape);
-  if (plan.group_channels == 1) {
+  if (takes_planar_pointwise(plan)) {
+    planar_pointwise(plan, out);
+  } else if (plan.group_channels == 1) {
     depthwise_conv(plan, out);
   } else {
     gemm_conv(plan, isa, out);

@@ -61,13 +61,18 @@ Geometry random_geometry(std::mt19937& rng, int i) {
     }
     g.input = {pick(1, 3), g.conv.groups * channels_per_group, pick(1, 14), pick(1, 14)};
     g.weight = {g.conv.groups * outputs_per_group, channels_per_group, pick(1, 5), pick(1, 5)};
-    if (kind == 3) g.weight.h = g.weight.w = 1;  // pointwise and 1x1 with stride / padding
     g.conv.stride_h = pick(1, 3);
     g.conv.stride_w = pick(1, 3);
     g.conv.pad_h = pick(0, 3) * pick(0, 1);
     g.conv.pad_w = pick(0, 3) * pick(0, 1);
     g.conv.dilation_h = pick(1, 3) == 3 ? pick(2, 3) : 1;
     g.conv.dilation_w = pick(1, 3) == 3 ? pick(2, 3) : 1;
+    if (kind == 3) {  // 1x1: half of them pointwise (the planar kernel below 32 outputs per
+                      // group, the GEMM from 32), the others with stride or padding
+      g.weight.h = g.weight.w = 1;
+      g.weight.n = g.conv.groups * pick(1, 40);
+      if (pick(0, 1)) g.conv = {.groups = g.conv.groups};
+    }
     try {
       const Shape4 out = conv2d_output_shape(g.input, g.weight, g.conv);
       if (out.numel() > 0) return g;
@@ -167,6 +172,7 @@ TEST(Conv2dFast, Int8AccumulatorsEqualTheReferenceForEveryModelAndIsa) {
   std::mt19937 rng(2026);
   constexpr int kCases = 1200;
   int saturating = 0, depthwise = 0, multi_block = 0, odd_channels = 0, far_zero_point = 0;
+  int planar = 0, pointwise_gemm = 0;
   const auto isas = runnable_kernel_isas();
   for (int i = 0; i < kCases; ++i) {
     const QuantizedCase c = random_quantized_case(rng, i);
@@ -188,12 +194,19 @@ TEST(Conv2dFast, Int8AccumulatorsEqualTheReferenceForEveryModelAndIsa) {
     multi_block += c.geometry.weight.n / c.geometry.conv.groups > 16;
     odd_channels += c.geometry.weight.c % 2 == 1 && c.geometry.weight.c > 1;
     far_zero_point += c.input_zero_point < 0 || c.input_zero_point > 255;
+    const Geometry& g = c.geometry;
+    const bool pointwise = g.weight.h == 1 && g.weight.w == 1 && g.conv.stride_h == 1 &&
+                           g.conv.stride_w == 1 && g.conv.pad_h == 0 && g.conv.pad_w == 0;
+    planar += pointwise && g.weight.n / g.conv.groups < 32;
+    pointwise_gemm += pointwise && g.weight.n / g.conv.groups >= 32;
   }
   EXPECT_GT(saturating, kCases / 5);
   EXPECT_GT(depthwise, kCases / 6);
   EXPECT_GT(multi_block, kCases / 10);
   EXPECT_GT(odd_channels, kCases / 6);
   EXPECT_GT(far_zero_point, kCases / 20);
+  EXPECT_GT(planar, kCases / 20);
+  EXPECT_GT(pointwise_gemm, kCases / 100);
 }
 
 // A reduction long enough that the exact sum itself leaves int32: 2100 channels x 16 taps of
