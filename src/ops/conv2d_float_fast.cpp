@@ -222,6 +222,67 @@ void float_conv_rows(const FloatPlan& f, const std::vector<float>& packed, std::
   }
 }
 
+// ---- Pointwise with fewer than kLanes outputs per group (e.g. the seed's 3 -> 3): a plane at a
+// time, each element in one pass with the channel count known at compile time up to 4.
+
+template <int kChannels>
+[[gnu::always_inline]] inline void planar_float(const float* const* x, const float* w,
+                                                const float* bias, bool relu, float* y,
+                                                int64_t plane) {
+  for (int64_t p = 0; p < plane; ++p) {
+    float sum = 0.0f;
+    for (int c = 0; c < kChannels; ++c) sum += x[c][p] * w[c];
+    if (bias != nullptr) sum += *bias;
+    if (relu) sum = std::max(sum, 0.0f);
+    y[p] = sum;
+  }
+}
+
+bool takes_planar_float(const FloatPlan& f) {
+  const FloatConv2dArgs& a = *f.args;
+  const Conv2dGeometry& g = a.geometry;
+  return f.taps == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0 &&
+         f.group_outputs < static_cast<int64_t>(kLanes);
+}
+
+QPARITY_MULTIVERSION
+void planar_float_conv(const FloatPlan& f, std::vector<float>& result) {
+  const FloatConv2dArgs& a = *f.args;
+  const int64_t plane = f.out.h * f.out.w;
+  std::vector<const float*> x(sz(f.group_channels));
+  for (int64_t n = 0; n < f.out.n; ++n) {
+    for (int64_t m = 0; m < f.out.c; ++m) {
+      float* y = result.data() + (n * f.out.c + m) * plane;
+      const int64_t first_channel = (m / f.group_outputs) * f.group_channels;
+      for (int64_t cg = 0; cg < f.group_channels; ++cg) {
+        x[sz(cg)] = a.input.data() + (n * a.input_shape.c + first_channel + cg) * plane;
+      }
+      const float* w = a.weight.data() + m * f.group_channels;
+      const float* b = a.bias.empty() ? nullptr : &a.bias[sz(m)];
+      switch (f.group_channels) {
+        case 1: planar_float<1>(x.data(), w, b, a.relu, y, plane); continue;
+        case 2: planar_float<2>(x.data(), w, b, a.relu, y, plane); continue;
+        case 3: planar_float<3>(x.data(), w, b, a.relu, y, plane); continue;
+        case 4: planar_float<4>(x.data(), w, b, a.relu, y, plane); continue;
+        default: break;
+      }
+      // More channels: the same operations per element, a channel at a time over the plane.
+      std::fill(y, y + plane, 0.0f);
+      for (int64_t cg = 0; cg < f.group_channels; ++cg) {
+        const float wc = w[cg];
+        const float* xc = x[sz(cg)];
+        for (int64_t p = 0; p < plane; ++p) y[p] += xc[p] * wc;
+      }
+      if (b != nullptr) {
+        for (int64_t p = 0; p < plane; ++p) y[p] += *b;
+      }
+      if (a.relu) {
+        for (int64_t p = 0; p < plane; ++p) y[p] = std::max(y[p], 0.0f);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void conv2d_float_fast(const FloatConv2dArgs& a, std::vector<float>& out) {
@@ -231,6 +292,8 @@ void conv2d_float_fast(const FloatConv2dArgs& a, std::vector<float>& out) {
               .group_channels = a.weight_shape.c,
               .group_outputs = a.weight_shape.n / a.geometry.groups,
               .taps = a.weight_shape.h * a.weight_shape.w};
+  out.resize(sz(shape.numel()));
+  if (takes_planar_float(f)) return planar_float_conv(f, out);
   const Conv2dGeometry& g = a.geometry;
   for (int64_t oh = 0; oh < shape.h; ++oh) {
     f.rows.push_back(inside_taps(oh, a.input_shape.h, a.weight_shape.h, g.stride_h, g.pad_h, g.dilation_h));

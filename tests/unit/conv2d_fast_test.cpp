@@ -258,7 +258,7 @@ bool same_float(float a, float b) {
 TEST(Conv2dFast, FloatConvEqualsTheReferenceBitForBit) {
   std::mt19937 rng(1913);
   constexpr int kCases = 1500;
-  int non_finite = 0, channel_vectorised = 0;
+  int non_finite = 0, channel_vectorised = 0, planar = 0;
   for (int i = 0; i < kCases; ++i) {
     const Geometry g = random_geometry(rng, i);
     std::vector<float> x(static_cast<size_t>(g.input.numel())), w(static_cast<size_t>(g.weight.numel()));
@@ -270,6 +270,8 @@ TEST(Conv2dFast, FloatConvEqualsTheReferenceBitForBit) {
                       .geometry = g.conv, .relu = i % 4 == 0, .force_reference = true};
     const auto reference = conv2d_float(a);
     channel_vectorised += g.weight.n / g.conv.groups >= 8;  // the path for groups of 8+ outputs
+    planar += g.weight.h * g.weight.w == 1 && g.conv.stride_h == 1 && g.conv.stride_w == 1 &&
+              g.conv.pad_h == 0 && g.conv.pad_w == 0 && g.weight.n / g.conv.groups < 8;
     std::vector<float> fast;
     conv2d_float_fast(a, fast);
     ASSERT_EQ(fast.size(), reference.size());
@@ -284,6 +286,7 @@ TEST(Conv2dFast, FloatConvEqualsTheReferenceBitForBit) {
   EXPECT_GT(non_finite, 20);  // infinities reached outputs, so skipping padding mattered
   EXPECT_GT(channel_vectorised, kCases / 4);
   EXPECT_LT(channel_vectorised, kCases * 3 / 4);  // and the column-vectorised path as often
+  EXPECT_GT(planar, kCases / 100);                // pointwise under 8 outputs per group
 }
 
 }  // namespace
