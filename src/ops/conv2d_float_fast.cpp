@@ -5,6 +5,7 @@
 // row for 4 output channels, accumulated in registers. Padded taps are skipped, never added as
 // 0·w, because 0·inf is NaN.
 #include <algorithm>
+#include <stdexcept>
 #include <vector>
 
 #include "common/multiversion.h"
@@ -287,6 +288,11 @@ void planar_float_conv(const FloatPlan& f, std::vector<float>& result) {
 
 void conv2d_float_fast(const FloatConv2dArgs& a, std::vector<float>& out) {
   const Shape4 shape = conv2d_output_shape(a.input_shape, a.weight_shape, a.geometry);
+  if (static_cast<int64_t>(a.input.size()) != a.input_shape.numel() ||
+      static_cast<int64_t>(a.weight.size()) != a.weight_shape.numel() ||
+      (!a.bias.empty() && static_cast<int64_t>(a.bias.size()) != a.weight_shape.n)) {
+    throw std::invalid_argument("conv2d: input, weight or bias size does not match its shape");
+  }
   FloatPlan f{.args = &a,
               .out = shape,
               .group_channels = a.weight_shape.c,
