@@ -1,7 +1,7 @@
 #include "qparity/ops/conv2d.h"
 
-#include "common/multiversion.h"
 #include "qparity/numerics/span_kernels.h"
+#include "qparity/ops/conv2d_fast.h"
 
 #include <algorithm>
 #include <stdexcept>
@@ -74,120 +74,6 @@ void check_sizes(size_t have, int64_t want, const char* what) {
 
 int32_t wrap_add(int32_t a, int64_t b) {
   return static_cast<int32_t>(static_cast<uint32_t>(a) + static_cast<uint32_t>(b));
-}
-
-// 1x1 kernel, stride 1, no padding, no dilation: every output pixel reads the same pixel of
-// each input channel of its group, so a plane-at-a-time loop does the reference's arithmetic.
-bool is_pointwise(const Shape4& weight, const Conv2dGeometry& g) {
-  return weight.h == 1 && weight.w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
-         g.pad_w == 0;
-}
-
-// One output plane of the pointwise float conv with the channel count known at compile time,
-// so each element is computed in one pass: the same operations as the reference, in its order.
-template <int kChannels>
-void pointwise_float_plane(const float* const* x, const float* w, const float* bias, bool relu,
-                           float* y, size_t plane) {
-  for (size_t p = 0; p < plane; ++p) {
-    float sum = 0.0f;
-    for (int c = 0; c < kChannels; ++c) sum += x[c][p] * w[c];
-    if (bias != nullptr) sum += *bias;
-    if (relu) sum = std::max(sum, 0.0f);
-    y[p] = sum;
-  }
-}
-
-// Fast pointwise float conv: per output element the same float operations, in the same order,
-// as the reference (0, + x*w per channel, + bias, ReLU); proven identical in conv2d_test.cpp.
-QPARITY_MULTIVERSION
-void conv2d_float_pointwise(const FloatConv2dArgs& a, const Shape4& out, std::vector<float>& result) {
-  const auto plane = static_cast<size_t>(out.h * out.w);
-  const int64_t group_channels = a.input_shape.c / a.geometry.groups;
-  const int64_t outputs_per_group = a.weight_shape.n / a.geometry.groups;
-  std::vector<const float*> x(static_cast<size_t>(group_channels));
-  for (int64_t n = 0; n < out.n; ++n) {
-    for (int64_t m = 0; m < out.c; ++m) {
-      float* y = result.data() + static_cast<size_t>(n * out.c + m) * plane;
-      const int64_t first_channel = (m / outputs_per_group) * group_channels;
-      for (int64_t cg = 0; cg < group_channels; ++cg) {
-        x[static_cast<size_t>(cg)] =
-            a.input.data() + static_cast<size_t>(n * a.input_shape.c + first_channel + cg) * plane;
-      }
-      const float* w = a.weight.data() + static_cast<size_t>(m * group_channels);
-      const float* b = a.bias.empty() ? nullptr : &a.bias[static_cast<size_t>(m)];
-      switch (group_channels) {
-        case 1: pointwise_float_plane<1>(x.data(), w, b, a.relu, y, plane); continue;
-        case 2: pointwise_float_plane<2>(x.data(), w, b, a.relu, y, plane); continue;
-        case 3: pointwise_float_plane<3>(x.data(), w, b, a.relu, y, plane); continue;
-        case 4: pointwise_float_plane<4>(x.data(), w, b, a.relu, y, plane); continue;
-        default: break;
-      }
-      std::fill(y, y + plane, 0.0f);
-      for (int64_t cg = 0; cg < group_channels; ++cg) {
-        const float wc = w[cg];
-        const float* xc = x[static_cast<size_t>(cg)];
-        for (size_t p = 0; p < plane; ++p) y[p] += xc[p] * wc;
-      }
-      if (b != nullptr) {
-        for (size_t p = 0; p < plane; ++p) y[p] += *b;
-      }
-      if (a.relu) {
-        for (size_t p = 0; p < plane; ++p) y[p] = std::max(y[p], 0.0f);
-      }
-    }
-  }
-}
-
-template <int kChannels>
-void pointwise_accumulator_plane(const uint8_t* const* x, const int32_t* w, int32_t x_zp,
-                                 uint32_t* sum, size_t plane) {
-  for (size_t p = 0; p < plane; ++p) {
-    uint32_t s = 0;
-    for (int c = 0; c < kChannels; ++c) {
-      s += static_cast<uint32_t>((static_cast<int32_t>(x[c][p]) - x_zp) * w[c]);
-    }
-    sum[p] = s;
-  }
-}
-
-// Fast pointwise exact accumulation (eq. 6.1) in wrapping int32 lanes; proven identical.
-QPARITY_MULTIVERSION
-void conv2d_accumulators_pointwise(const QuantizedConv2dArgs& a, const Shape4& out,
-                                   std::vector<int32_t>& acc) {
-  const auto plane = static_cast<size_t>(out.h * out.w);
-  const int64_t group_channels = a.input_shape.c / a.geometry.groups;
-  const int64_t outputs_per_group = a.weight_shape.n / a.geometry.groups;
-  const bool per_channel = a.weight_zero_points.size() > 1;
-  const auto x_zp = static_cast<int32_t>(a.input_zero_point);
-  std::vector<const uint8_t*> x(static_cast<size_t>(group_channels));
-  std::vector<int32_t> w(static_cast<size_t>(group_channels));
-  for (int64_t n = 0; n < out.n; ++n) {
-    for (int64_t m = 0; m < out.c; ++m) {
-      auto* sum = reinterpret_cast<uint32_t*>(acc.data()) + static_cast<size_t>(n * out.c + m) * plane;
-      const auto w_zp = static_cast<int32_t>(a.weight_zero_points[per_channel ? static_cast<size_t>(m) : 0]);
-      const int64_t first_channel = (m / outputs_per_group) * group_channels;
-      for (int64_t cg = 0; cg < group_channels; ++cg) {
-        w[static_cast<size_t>(cg)] = a.weight[static_cast<size_t>(m * group_channels + cg)] - w_zp;
-        x[static_cast<size_t>(cg)] =
-            a.input.data() + static_cast<size_t>(n * a.input_shape.c + first_channel + cg) * plane;
-      }
-      switch (group_channels) {
-        case 1: pointwise_accumulator_plane<1>(x.data(), w.data(), x_zp, sum, plane); continue;
-        case 2: pointwise_accumulator_plane<2>(x.data(), w.data(), x_zp, sum, plane); continue;
-        case 3: pointwise_accumulator_plane<3>(x.data(), w.data(), x_zp, sum, plane); continue;
-        case 4: pointwise_accumulator_plane<4>(x.data(), w.data(), x_zp, sum, plane); continue;
-        default: break;
-      }
-      std::fill(sum, sum + plane, 0u);
-      for (int64_t cg = 0; cg < group_channels; ++cg) {
-        const int32_t wc = w[static_cast<size_t>(cg)];
-        const uint8_t* xc = x[static_cast<size_t>(cg)];
-        for (size_t p = 0; p < plane; ++p) {
-          sum[p] += static_cast<uint32_t>((static_cast<int32_t>(xc[p]) - x_zp) * wc);
-        }
-      }
-    }
-  }
 }
 
 // How a pair-saturating kernel orders the u8*s8 products of one output before vpmaddubsw sums
@@ -288,64 +174,6 @@ int32_t pair_saturated_output(const QuantizedConv2dArgs& a, const PairModel& pai
   return wrap_add(sum, count * a.input_zero_point * w_zp);
 }
 
-// Fast pointwise accumulation for the models that pair channels (eq. 6.5, 6.5b, 6.6, 6.6b): with
-// one tap and no padding they all sum sat16(x_2j·w_2j + x_2j+1·w_2j+1) over channel pairs, then
-// apply both zero points as pair_saturated_output does. A plane at a time, so that the loops
-// vectorize; int32 lanes wrap as the reference's do. Proven identical to the reference in
-// conv2d_test.cpp.
-QPARITY_MULTIVERSION
-void conv2d_accumulators_pointwise_pairs(const QuantizedConv2dArgs& a, const Shape4& out,
-                                         std::vector<int32_t>& acc) {
-  const auto plane = static_cast<size_t>(out.h * out.w);
-  const int64_t group_channels = a.input_shape.c / a.geometry.groups;
-  const int64_t outputs_per_group = a.weight_shape.n / a.geometry.groups;
-  const bool per_channel = a.weight_zero_points.size() > 1;
-  const int64_t x_zp = a.input_zero_point;
-  const auto channels = static_cast<size_t>(group_channels);
-  std::vector<uint32_t> input_sum(plane);
-  for (int64_t n = 0; n < out.n; ++n) {
-    for (int64_t m = 0; m < out.c; ++m) {
-      auto* sum =
-          reinterpret_cast<uint32_t*>(acc.data()) + static_cast<size_t>(n * out.c + m) * plane;
-      const int64_t w_zp = a.weight_zero_points[per_channel ? static_cast<size_t>(m) : 0];
-      const int64_t first_channel = (m / outputs_per_group) * group_channels;
-      const int8_t* w = a.weight.data() + static_cast<size_t>(m * group_channels);
-      const auto x = [&](size_t c) {
-        return a.input.data() +
-               static_cast<size_t>(n * a.input_shape.c + first_channel + static_cast<int64_t>(c)) *
-                   plane;
-      };
-      int64_t weight_sum = 0;
-      for (size_t c = 0; c < channels; ++c) weight_sum += w[c];
-      std::fill(sum, sum + plane,
-                static_cast<uint32_t>(-x_zp * weight_sum + group_channels * x_zp * w_zp));
-      std::fill(input_sum.begin(), input_sum.end(), 0u);
-      size_t c = 0;
-      for (; c + 1 < channels; c += 2) {
-        const uint8_t* x0 = x(c);
-        const uint8_t* x1 = x(c + 1);
-        const int32_t w0 = w[c], w1 = w[c + 1];
-        for (size_t p = 0; p < plane; ++p) {
-          const int32_t pair = x0[p] * w0 + x1[p] * w1;
-          sum[p] += static_cast<uint32_t>(std::clamp(pair, -32768, 32767));
-          input_sum[p] += static_cast<uint32_t>(x0[p] + x1[p]);
-        }
-      }
-      if (c < channels) {
-        const uint8_t* x0 = x(c);
-        const int32_t w0 = w[c];
-        for (size_t p = 0; p < plane; ++p) {
-          sum[p] += static_cast<uint32_t>(x0[p] * w0);
-          input_sum[p] += x0[p];
-        }
-      }
-      // w_zp · Σx modulo 2^32, as the kernels' int32 lanes compute it.
-      const auto w_zp_bits = static_cast<uint32_t>(w_zp);
-      for (size_t p = 0; p < plane; ++p) sum[p] -= w_zp_bits * input_sum[p];
-    }
-  }
-}
-
 }  // namespace
 
 Shape4 conv2d_output_shape(const Shape4& input, const Shape4& weight, const Conv2dGeometry& g) {
@@ -381,8 +209,8 @@ void conv2d_float(const FloatConv2dArgs& a, std::vector<float>& result) {
   check_sizes(a.weight.size(), a.weight_shape.numel(), "weight");
   if (!a.bias.empty()) check_sizes(a.bias.size(), a.weight_shape.n, "bias");
   result.resize(static_cast<size_t>(out.numel()));
-  if (is_pointwise(a.weight_shape, a.geometry) && !a.force_reference) {
-    conv2d_float_pointwise(a, out, result);
+  if (!a.force_reference) {
+    conv2d_float_fast(a, result);
     return;
   }
   size_t i = 0;
@@ -419,15 +247,8 @@ void conv2d_accumulators(const QuantizedConv2dArgs& a, AccumulationModel model,
   check_sizes(a.weight.size(), a.weight_shape.numel(), "weight");
   const bool per_channel = a.weight_zero_points.size() > 1;
   acc.resize(static_cast<size_t>(out.numel()));
-  if (is_pointwise(a.weight_shape, a.geometry) && !a.force_reference) {
-    if (model == AccumulationModel::kExactInt32) {
-      conv2d_accumulators_pointwise(a, out, acc);
-      return;
-    }
-    if (pair_model_of(model).order != PairModel::Order::kTapsPerChannel) {
-      conv2d_accumulators_pointwise_pairs(a, out, acc);
-      return;
-    }
+  if (!a.force_reference && conv2d_accumulators_fast(a, model, preferred_kernel_isa(), acc)) {
+    return;
   }
   const int64_t taps = a.weight_shape.h * a.weight_shape.w;
   const int64_t group_channels = a.weight_shape.c;

@@ -97,6 +97,21 @@ class Executor {
     constants_.resize(graph.values.size());
   }
 
+  // Computes into the tensors a previous run left in `workspace` (recycled(), below).
+  Executor(const model::Graph& graph, const RunOptions& options, RunWorkspace& workspace)
+      : Executor(graph, options) {
+    result_.values = std::move(workspace.result.values);
+    result_.values.resize(graph.values.size());
+    // Only the slots this graph's nodes write keep their storage; the others (constants, values
+    // no node computes) must read as a fresh run leaves them: empty.
+    std::vector<bool> computed(graph.values.size(), false);
+    for (const Node& node : graph.nodes) computed[static_cast<size_t>(node.output)] = true;
+    for (size_t i = 0; i < computed.size(); ++i) {
+      if (!computed[i]) result_.values[i] = Tensor{};
+    }
+    accumulators_ = &workspace.accumulators;
+  }
+
   RunResult run(Tensor input) {
     result_.values[static_cast<size_t>(graph_.input)] = std::move(input);
     for (size_t i = 0; i < graph_.nodes.size(); ++i) run_checked(i);
@@ -131,6 +146,26 @@ class Executor {
     return result_.values[id];
   }
   Tensor& out(const Node& node) { return result_.values[static_cast<size_t>(node.output)]; }
+
+  // like(x) built in the storage of node's output slot: the previous run's tensor there when the
+  // executor runs in a workspace (same size: no allocation, no zero fill), else nothing. Only
+  // for ops that write every element; the vector x does not use is emptied, so that no stale
+  // bins or values survive.
+  Tensor recycled_like(const Tensor& x, const Node& node) {
+    Tensor r = std::move(out(node));
+    r.dims = x.dims;
+    r.type = x.type;
+    r.scale = x.scale;
+    r.zero_point = x.zero_point;
+    if (x.quantized()) {
+      r.bins.resize(x.bins.size());
+      r.values.clear();
+    } else {
+      r.values.resize(x.values.size());
+      r.bins.clear();
+    }
+    return r;
+  }
 
   // A constant as a tensor, made on first use: a local re-run touches only its layer's.
   const Tensor& constant(size_t id) const {
@@ -178,7 +213,9 @@ class Executor {
       case OpKind::kQuantize: return quantize(node);
       case OpKind::kDequantize: {
         const Tensor& x = in(node, 0);
-        Tensor r = float_tensor(x.dims, std::vector<float>(x.bins.size()));
+        Tensor r = std::move(out(node));  // recycled storage (see recycled_like); every value is written
+        r.values.resize(x.bins.size());
+        r = float_tensor(x.dims, std::move(r.values));
         dequantize_span(x.bins, static_cast<float>(x.scale), x.zero_point, r.values);
         out(node) = std::move(r);
         return;
@@ -225,8 +262,9 @@ class Executor {
     const Tensor& x = in(node, 0);
     const Tensor& w = in(node, 1);
     const auto& p = std::get<model::ConvParams>(node.params);
-    Tensor r;
-    r.dims = dims_of(conv2d_output_shape(shape4(x.dims), shape4(w.dims), p.geometry));
+    Tensor r = std::move(out(node));  // recycled storage (see recycled_like)
+    r = float_tensor(dims_of(conv2d_output_shape(shape4(x.dims), shape4(w.dims), p.geometry)),
+                     std::move(r.values));
     r.values.resize(static_cast<size_t>(r.numel()));
     if (by_kernels(node, r)) return void(out(node) = std::move(r));
     const std::span<const float> bias = node.inputs.size() > 2 ? std::span<const float>(in(node, 2).values)
@@ -304,7 +342,7 @@ class Executor {
       use.provenance = "fake quantization disabled: the values pass unchanged";
     }
     if (use.observer_moved) use.provenance += "; the observer moved min/max during this forward";
-    Tensor r = s.fake_quant_enabled ? like(x) : x;
+    Tensor r = s.fake_quant_enabled ? recycled_like(x, node) : x;
     if (s.fake_quant_enabled) apply_fake_quant(x, use, channel_of, r);
     result_.fake_quant_uses.push_back(std::move(use));
     out(node) = std::move(r);
@@ -348,7 +386,7 @@ class Executor {
 
   void relu(const Node& node) {
     const Tensor& x = in(node, 0);
-    Tensor r = like(x);
+    Tensor r = recycled_like(x, node);
     if (x.quantized()) {
       relu_bins(x.bins, x.zero_point, r.bins);
     } else {
@@ -700,7 +738,10 @@ class Executor {
   void quantize(const Node& node) {
     const Tensor& x = in(node, 0);
     const auto& g = std::get<model::QuantizeParams>(node.params).output;
-    Tensor r = quantized_tensor(x.dims, std::vector<uint8_t>(x.values.size()), g.scale, g.zero_point);
+    Tensor r = std::move(out(node));  // recycled storage (see recycled_like); every bin is written
+    r.bins.resize(x.values.size());
+    r.values.clear();
+    r = quantized_tensor(x.dims, std::move(r.bins), g.scale, g.zero_point);
     quantize_span(x.values, {static_cast<float>(g.scale), g.zero_point, {0, 255}}, r.bins);
     out(node) = std::move(r);
   }
@@ -734,9 +775,10 @@ class Executor {
                              .geometry = linear ? Conv2dGeometry{} : p.geometry};
     for (const double s : p.weight.scales) args.weight_scales.push_back(static_cast<float>(s));
     args.weight_zero_points = p.weight.zero_points;
-    std::vector<uint8_t> bins;
-    std::vector<int32_t> acc;
-    conv2d_quantized(*options_.profile, args, bins, acc);
+    // Recycled storage (see recycled_like): conv2d_quantized resizes and writes every element.
+    std::vector<uint8_t> bins = std::move(out(node).bins);
+    std::vector<int32_t> own_acc;
+    conv2d_quantized(*options_.profile, args, bins, accumulators_ != nullptr ? *accumulators_ : own_acc);
     model::Dims dims = x.dims;
     if (linear) {
       dims.back() = wd[0];
@@ -873,6 +915,7 @@ class Executor {
   const model::Graph& graph_;
   RunOptions options_;
   RunResult result_;
+  std::vector<int32_t>* accumulators_ = nullptr;  // a workspace's int8 conv scratch, if any
   mutable std::vector<std::unique_ptr<Tensor>> constants_;  // by ValueId
   const RunResult* base_ = nullptr;  // a local re-run's source of the values it does not compute
   std::vector<bool> local_;          // values the local re-run computed
@@ -909,7 +952,9 @@ Tensor rerun_nodes(const model::Graph& graph, const RunResult& base, const std::
   return std::move(r.values.at(static_cast<size_t>(graph.nodes.at(nodes.back()).output)));
 }
 
-RunResult run_graph(const model::Graph& graph, Tensor input, const RunOptions& options) {
+namespace {
+
+void check_input(const model::Graph& graph, const Tensor& input) {
   if (graph.input == model::kNoValue || graph.output == model::kNoValue) {
     throw std::invalid_argument("run_graph: the graph has no input or output");
   }
@@ -917,7 +962,20 @@ RunResult run_graph(const model::Graph& graph, Tensor input, const RunOptions& o
     throw std::invalid_argument("the input has shape " + model::to_string(input.dims) + ", the model expects " +
                                 model::to_string(graph.values[static_cast<size_t>(graph.input)].dims));
   }
+}
+
+}  // namespace
+
+RunResult run_graph(const model::Graph& graph, Tensor input, const RunOptions& options) {
+  check_input(graph, input);
   return Executor(graph, options).run(std::move(input));
+}
+
+const RunResult& run_graph(const model::Graph& graph, Tensor input, const RunOptions& options,
+                           RunWorkspace& workspace) {
+  check_input(graph, input);
+  workspace.result = Executor(graph, options, workspace).run(std::move(input));
+  return workspace.result;
 }
 
 }  // namespace qparity::run

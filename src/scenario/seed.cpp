@@ -542,14 +542,16 @@ std::array<float, 256> dequantized_bin_values(const QuantGrid& g) {
 
 }  // namespace
 
-std::vector<uint8_t> SeedExperiment::block_bins(const BlockGraphs& graphs, int64_t row) const {
+std::vector<uint8_t> SeedExperiment::block_bins(const BlockGraphs& graphs, int64_t row,
+                                                run::RunWorkspace& workspace) const {
   std::array<float, kSeedWidth> ramp{};
   for (int64_t w = 0; w < kSeedWidth; ++w) ramp[static_cast<size_t>(w)] = input_at({0, 0, 0, w});
   const int64_t rows = std::min(kRowsPerBlock, input_shape_.h - row);
   const model::Graph& g = rows < std::min(kRowsPerBlock, input_shape_.h) ? graphs.tail : graphs.block;
   try {
-    run::RunResult r = run::run_graph(g, input_block(rows, ramp), {.profile = &profile_, .fake_quant_bins = true});
-    return std::move(r.values[static_cast<size_t>(g.output)].bins);
+    const run::RunResult& r =
+        run::run_graph(g, input_block(rows, ramp), {.profile = &profile_, .fake_quant_bins = true}, workspace);
+    return r.values[static_cast<size_t>(g.output)].bins;
   } catch (const run::OpRefused& e) {
     // The seed has one op per kind: the engine's reason is the whole story (and the options
     // that led to it are the user's to change).
@@ -575,8 +577,9 @@ PathRun SeedExperiment::run_fake_quant(const PathGrids& g) const {
   run.bins.resize(static_cast<size_t>(input_shape_.numel()));
   run.value_of_bin = fake_quant_bin_values(g.output);
   const BlockGraphs graphs = qat_graphs(g);
+  run::RunWorkspace workspace;
   for (int64_t row = 0; row < input_shape_.h; row += kRowsPerBlock) {
-    scatter_block(block_bins(graphs, row), input_shape_, row, std::min(kRowsPerBlock, input_shape_.h - row), run.bins);
+    scatter_block(block_bins(graphs, row, workspace), input_shape_, row, std::min(kRowsPerBlock, input_shape_.h - row), run.bins);
   }
   return run;
 }
@@ -634,8 +637,9 @@ PathRun SeedExperiment::run_int8(const PathGrids& g) const {
   run.bins.resize(static_cast<size_t>(input_shape_.numel()));
   run.value_of_bin = dequantized_bin_values(g.output);
   const BlockGraphs graphs = int8_graphs(g);
+  run::RunWorkspace workspace;
   for (int64_t row = 0; row < input_shape_.h; row += kRowsPerBlock) {
-    scatter_block(block_bins(graphs, row), input_shape_, row, std::min(kRowsPerBlock, input_shape_.h - row), run.bins);
+    scatter_block(block_bins(graphs, row, workspace), input_shape_, row, std::min(kRowsPerBlock, input_shape_.h - row), run.bins);
   }
   return run;
 }
@@ -649,9 +653,10 @@ MismatchCounts SeedExperiment::count_path_mismatches() const {
   const BlockGraphs fq_graphs = qat_graphs(fq);
   const BlockGraphs q8_graphs = int8_graphs(q8);
   MismatchCounts total;
+  run::RunWorkspace fq_workspace, q8_workspace;
   for (int64_t row = 0; row < input_shape_.h; row += kRowsPerBlock) {
-    const MismatchCounts c =
-        count_mismatches({block_bins(fq_graphs, row), &fq_values}, {block_bins(q8_graphs, row), &q8_values});
+    const MismatchCounts c = count_mismatches({block_bins(fq_graphs, row, fq_workspace), &fq_values},
+                                              {block_bins(q8_graphs, row, q8_workspace), &q8_values});
     total.bins += c.bins;
     total.floats += c.floats;
   }

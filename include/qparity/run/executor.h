@@ -70,6 +70,20 @@ class OpRefused : public std::runtime_error {
 // and OpRefused naming the node when an op cannot run as the framework would.
 RunResult run_graph(const model::Graph& graph, Tensor input, const RunOptions& options);
 
+// Storage a caller reuses across runs of one graph (e.g. one run per block of input rows):
+// run_graph with a workspace leaves its result here and computes the next run into the same
+// tensors, so that a tensor of the same size as last time costs no allocation and no zero fill.
+// Results are identical with or without one (tests/unit/executor_workspace_test.cpp). Not
+// shared between threads: one workspace per caller thread.
+struct RunWorkspace {
+  RunResult result;                   // the last run's, valid until the next run
+  std::vector<int32_t> accumulators;  // int8 conv scratch
+};
+
+// run_graph into `workspace`: returns workspace.result.
+const RunResult& run_graph(const model::Graph& graph, Tensor input, const RunOptions& options,
+                           RunWorkspace& workspace);
+
 // A local re-run: runs `nodes` (indices into graph.nodes, in order, e.g. one layer's) again under
 // `options`, reading every input they do not compute themselves from `base` (a run of the same
 // graph), and returns the last node's output. Fake-quant points start from the graph's state.

@@ -21,6 +21,10 @@
 #include "qparity/ops/conv2d.h"
 #include "qparity/profile/backend_profile.h"
 
+namespace qparity::run {
+struct RunWorkspace;
+}  // namespace qparity::run
+
 namespace qparity {
 
 enum class ObserverKind {
@@ -193,8 +197,9 @@ class SeedExperiment {
     model::Graph block;  // kRowsPerBlock rows (all rows when fewer)
     model::Graph tail;   // the last, shorter block (empty when there is none)
   };
-  // The output bins of the block of input rows starting at `row`, as a [C, rows, W] block.
-  std::vector<uint8_t> block_bins(const BlockGraphs& graphs, int64_t row) const;
+  // The output bins of the block of input rows starting at `row`, as a [C, rows, W] block,
+  // computed in `workspace`'s tensors (one workspace per loop over blocks: no allocation per block).
+  std::vector<uint8_t> block_bins(const BlockGraphs& graphs, int64_t row, run::RunWorkspace& workspace) const;
   BlockGraphs qat_graphs(const PathGrids& grids) const;
   BlockGraphs int8_graphs(const PathGrids& grids) const;
   std::vector<int8_t> quantize_weight(const PathGrids& grids) const;
