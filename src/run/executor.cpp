@@ -18,6 +18,7 @@
 #include "qparity/ops/quantized_add.h"
 #include "qparity/ops/quantized_cat.h"
 #include "qparity/ops/quantized_mul.h"
+#include "qparity/run/qconv_args.h"
 
 namespace qparity::run {
 
@@ -756,34 +757,16 @@ class Executor {
       return;
     }
     const bool linear = node.op == OpKind::kQLinear;
-    const model::Dims& wd = p.weight.dims;
-    Shape4 in_shape;
-    Shape4 w_shape;
-    if (linear) {
-      // A linear layer is a 1x1 conv over rows: [rows, K] as [rows, K, 1, 1].
-      in_shape = {x.numel() / x.dims.back(), x.dims.back(), 1, 1};
-      w_shape = {wd.at(0), wd.at(1), 1, 1};
-    } else {
-      in_shape = shape4(x.dims);
-      w_shape = shape4(wd);
-    }
-    QuantizedConv2dArgs args{.input = x.bins, .input_shape = in_shape, .input_scale = static_cast<float>(x.scale),
-                             .input_zero_point = x.zero_point, .weight = p.weight.data, .weight_shape = w_shape,
-                             .weight_per_channel = p.weight.per_channel, .bias = p.weight.bias,
-                             .output_scale = static_cast<float>(p.output.scale),
-                             .output_zero_point = p.output.zero_point, .relu = p.relu,
-                             .geometry = linear ? Conv2dGeometry{} : p.geometry};
-    for (const double s : p.weight.scales) args.weight_scales.push_back(static_cast<float>(s));
-    args.weight_zero_points = p.weight.zero_points;
+    const QuantizedConv2dArgs args = quantized_conv_args(p, linear, x);
     // Recycled storage (see recycled_like): conv2d_quantized resizes and writes every element.
     std::vector<uint8_t> bins = std::move(out(node).bins);
     std::vector<int32_t> own_acc;
     conv2d_quantized(*options_.profile, args, bins, accumulators_ != nullptr ? *accumulators_ : own_acc);
     model::Dims dims = x.dims;
     if (linear) {
-      dims.back() = wd[0];
+      dims.back() = p.weight.dims.at(0);
     } else {
-      dims = dims_of(conv2d_output_shape(in_shape, w_shape, p.geometry));
+      dims = dims_of(conv2d_output_shape(args.input_shape, args.weight_shape, p.geometry));
     }
     out(node) = quantized_tensor(std::move(dims), std::move(bins), p.output.scale, p.output.zero_point);
   }
