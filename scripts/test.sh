@@ -11,4 +11,4 @@ sh scripts/build.sh -DQPARITY_BUILD_TESTS=ON
 cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQPARITY_SANITIZE=ON \
   -DQPARITY_BUILD_TESTS=ON >/dev/null
 cmake --build build-sanitize -j"$(nproc)" --target qparity_unit_tests qparity_cli
-(cd build-sanitize && ctest --output-on-failure -j"$(nproc)" -R '^(Float32|Quantize|Dequantize|FakeQuant|QParam|Conv2d|Requantize|BackendProfile|Seed|Diagnosis|Fixes|Trace|SpanKernels|AtenLoop|QuantizedScalarOps|AdoptLayerNames|ConvertEager|cli\.behaviour|cli\.sweep)' )
+(cd build-sanitize && ctest --output-on-failure -j"$(nproc)" -R '^(Float32|Quantize|Dequantize|FakeQuant|QParam|Conv2d|Requantize|BackendProfile|Seed|Diagnosis|Fixes|Trace|SpanKernels|AtenLoop|QuantizedScalarOps|AdoptLayerNames|ConvertEager|Compare|OrderSensitiveBins|MemoryEstimate|Meminfo|ProcCgroup|CgroupLimit|CheckFits|cli\.behaviour|cli\.sweep)' )
