@@ -217,6 +217,7 @@ struct DriverOptions {
   uint64_t seed = 1;
   double seconds = 0;  // > 0: stop after this long even if runs remain
   bool print = false;  // print each input (for replaying one run)
+  std::string write;   // write each input to this file (the last run's stays)
   std::vector<std::string> corpus, inputs;
 };
 
@@ -237,9 +238,10 @@ bool parse_u64(const char* text, uint64_t& value) {
 
 constexpr const char* kUsage =
     "usage: %s [TARGET...] [--runs N] [--seconds S] [--seed S] [--from R] [--print]\n"
-    "          [--corpus FILE]... [--input FILE]...\n"
+    "          [--write FILE] [--corpus FILE]... [--input FILE]...\n"
     "Runs seeded mutations of valid inputs through each TARGET (default: all): runs R..R+N-1 of\n"
-    "seed S. --runs 0 with --seconds S runs until S seconds have passed. --input runs the given\n"
+    "seed S. --runs 0 with --seconds S runs until S seconds have passed. --write saves each input\n"
+    "(the last run's stays; with --from R --runs 1, run R's). --input runs the given\n"
     "files as they are (a saved failure, a libFuzzer crash file). Targets:";
 
 int parse_options(int argc, char** argv, const std::vector<Target>& targets, DriverOptions& o) {
@@ -261,6 +263,8 @@ int parse_options(int argc, char** argv, const std::vector<Target>& targets, Dri
     } else if (arg == "--seconds" && has_value && parse_u64(argv[i + 1], v)) {
       o.seconds = static_cast<double>(v);
       ++i;
+    } else if (arg == "--write" && has_value) {
+      o.write = argv[++i];
     } else if ((arg == "--corpus" || arg == "--input") && has_value) {
       (arg == "--corpus" ? o.corpus : o.inputs).push_back(argv[++i]);
     } else if (!arg.empty() && arg[0] != '-') {
@@ -319,6 +323,7 @@ uint64_t fuzz_target(const Target& target, const DriverOptions& o) {
     g_crash.run = r;
     const std::string input = mutate(target.seeds, target.dictionary, target.max_size, o.seed, r);
     if (o.print) std::cout << "run " << r << ": " << escaped(input, 1 << 20) << std::endl;
+    if (!o.write.empty()) std::ofstream(o.write, std::ios::binary) << input;
     ++runs;
     report(run_one(target, input), " (replay: --seed " + std::to_string(o.seed) + " --from " +
                                        std::to_string(r) + " --runs 1 --print)");

@@ -48,7 +48,9 @@ class MemoryFile {
   int fd_;
 };
 
-// A clean error: std::invalid_argument, one line, naming the file it read.
+// A clean error: std::invalid_argument naming the file, or (the model ran and libtorch refused
+// the input) a std::runtime_error that `qparity model` prefixes with the file and the input;
+// either in one line.
 template <typename Load>
 void expect_clean(const std::string& input, const std::string& path, Load load) {
   try {
@@ -57,6 +59,9 @@ void expect_clean(const std::string& input, const std::string& path, Load load) 
     const std::string m = e.what();
     if (m.find('\n') != std::string::npos) fail("two-line error '" + m + "'", input);
     if (m.find(path) == std::string::npos) fail("error not naming the file: '" + m + "'", input);
+  } catch (const std::runtime_error& e) {
+    const std::string m = e.what();
+    if (m.empty() || m.find('\n') != std::string::npos) fail("libtorch error not one line: '" + m + "'", input);
   }
 }
 
