@@ -10,11 +10,11 @@ namespace qparity::torchfe {
 namespace {
 
 // Unbounded recursion, as libtorch's type parser can do on a malformed archive.
-int recurse(volatile int depth) {
+int recurse(int depth) {
   if (depth < 0) return 0;  // never: the recursion only ends on the stack's guard page
   volatile char frame[256] = {};
   frame[0] = static_cast<char>(depth);
-  return recurse(depth + 1) + frame[0];
+  return recurse(depth + 1) + frame[0];  // the add after the call keeps it from being a loop
 }
 
 TEST(LoadCrashGuard, ACrashWhileReadingIsTheOneLineError) {
