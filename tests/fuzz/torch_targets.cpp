@@ -61,7 +61,8 @@ void expect_clean(const std::string& input, const std::string& path, Load load) 
     if (m.find(path) == std::string::npos) fail("error not naming the file: '" + m + "'", input);
   } catch (const std::runtime_error& e) {
     const std::string m = e.what();
-    if (m.empty() || m.find('\n') != std::string::npos) fail("libtorch error not one line: '" + m + "'", input);
+    if (m.empty() || m.find('\n') != std::string::npos)
+      fail("libtorch error not one line: '" + m + "'", input);
   }
 }
 

@@ -24,7 +24,8 @@ TEST(LoadCrashGuard, ACrashWhileReadingIsTheOneLineError) {
         std::raise(SIGSEGV);
       },
       testing::ExitedWithCode(2),
-      "^qparity model: error: m\\.pt: libtorch crashed reading it \\(SIGSEGV\\); the file is corrupt "
+      "^qparity model: error: m\\.pt: libtorch crashed reading it \\(SIGSEGV\\); the file is "
+      "corrupt "
       "or was not written by torch\\.jit\\.save\n$");
 }
 

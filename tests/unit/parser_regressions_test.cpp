@@ -33,12 +33,14 @@ std::string npy_error(const std::string& bytes) {
 // fuzz npy, seed 1 run 2574: a newline inside the dtype made a two-line message.
 TEST(NpyErrors, HeaderBytesAreEscapedOnOneLine) {
   const std::string m =
-      npy_error(npy_with_header("{'descr': '<f\n\xff" "4', 'fortran_order': False, 'shape': (), }"));
+      npy_error(npy_with_header("{'descr': '<f\n\xff"
+                                "4', 'fortran_order': False, 'shape': (), }"));
   EXPECT_EQ(m, "the .npy dtype is '<f\\x0a\\xff4'; qparity needs float32 ('<f4')");
   EXPECT_EQ(npy_error(npy_with_header("{'descr': '<f4', 'fortran_order': Fa\nlse, 'shape': (), }")),
             "the .npy header is malformed (fortran_order Fa\\x0alse)");
-  EXPECT_EQ(npy_error(npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1,\x01), }")),
-            "the .npy shape (1,\\x01) is invalid");
+  EXPECT_EQ(
+      npy_error(npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1,\x01), }")),
+      "the .npy shape (1,\\x01) is invalid");
 }
 
 std::string budget_error(const std::string& item) {
