@@ -78,7 +78,10 @@ void add_seed_options(CLI::App& command, SeedCommandOptions& o) {
       ->check(one_of({"fused", "plain"}, "observer"))
       ->type_name("KIND")
       ->capture_default_str();
-  command.add_option("--rows", o.rows, "Input height; the width is always the 256-value ramp")
+  command
+      .add_option("--rows", o.rows,
+                  "Input height; the width is always the 256-value ramp (a run that would not fit "
+                  "in the memory left, MemAvailable or a cgroup limit, is refused)")
       ->transform(decimal_integer())
       ->check(at_least(1))
       ->type_name("N")

@@ -322,8 +322,8 @@ void add_sweep_options(CLI::App& command, SweepCommandOptions& o) {
       ->check(at_least(1))
       ->type_name("N")
       ->capture_default_str();
-  command.add_option("--threads", o.threads, "Worker threads (default: every core); results do "
-                                             "not depend on it")
+  command.add_option("--threads", o.threads, "Worker threads (default: every core), each holding "
+                                             "one point in memory; results do not depend on it")
       ->transform(decimal_integer())
       ->check(in_range(1, 1024))
       ->type_name("N");
