@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "load_crash_guard.h"
 #include "qparity/io/npy.h"
 #include "torchscript_frontend.h"
 
@@ -112,6 +113,7 @@ run::Tensor load_input(const std::string& file) {
   } else {
     c10::IValue v;
     try {
+      const LoadCrashGuard guard(file, "torch.save");
       v = torch::jit::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
     } catch (const std::exception& e) {
       std::string what = e.what();

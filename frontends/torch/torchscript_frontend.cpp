@@ -4,6 +4,8 @@
 // as an IR node. Fake-quant modules are opaque: their state is read, then they run for real.
 #include "torchscript_frontend.h"
 
+#include "load_crash_guard.h"
+
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <ATen/native/quantized/PackedParams.h>
@@ -28,6 +30,21 @@ namespace prim = c10::prim;
 namespace aten = c10::aten;
 
 [[noreturn]] void fail(const std::string& message) { throw std::invalid_argument(message); }
+
+// libtorch's error as one line: the TorchScript interpreter wraps an op's error in a traceback
+// whose last line is "RuntimeError: <what>" (or IndexError, ValueError...); other errors say it
+// in their first line.
+std::string torch_error_line(const std::string& what) {
+  if (what.rfind("The following operation failed in the TorchScript interpreter", 0) != 0) {
+    const size_t from = what.find_first_not_of("\n ");
+    if (from == std::string::npos) return "libtorch gave no reason";
+    return what.substr(from, what.find('\n', from) - from);
+  }
+  std::string last = what.substr(0, what.find_last_not_of("\n ") + 1);
+  last = last.substr(last.find_last_of('\n') + 1);
+  const size_t colon = last.find("Error: ");
+  return colon == std::string::npos ? last : last.substr(colon + 7);
+}
 
 bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
 
@@ -838,11 +855,10 @@ at::QEngine engine_of(const std::string& engine) {
 
 torch::jit::Module load_module(const std::string& file) {
   try {
+    const LoadCrashGuard guard(file, "torch.jit.save");
     return torch::jit::load(file);
   } catch (const std::exception& e) {
-    std::string what = e.what();
-    what = what.substr(0, what.find('\n'));
-    fail(file + ": not a TorchScript model saved by torch.jit.save (" + what + ")");
+    fail(file + ": not a TorchScript model saved by torch.jit.save (" + torch_error_line(e.what()) + ")");
   }
 }
 
@@ -875,8 +891,14 @@ LoadedPath load(const std::string& file, const run::Tensor& input, const LoadOpt
     walked.output = std::move(path.output);
     return walked;
   } catch (const c10::Error& e) {
-    std::string what = e.what_without_backtrace();
-    fail(file + ": libtorch refused to run the model on this input: " + what.substr(0, what.find('\n')));
+    fail(file + ": libtorch refused to run the model on this input: " + torch_error_line(e.what_without_backtrace()));
+  } catch (const std::invalid_argument&) {
+    throw;  // the walker's own errors name the layer
+  } catch (const std::exception& e) {
+    // The TorchScript interpreter rethrows an op's error as std::runtime_error with a traceback
+    // (fuzz torch_qat: a corrupt observer state; "value cannot be converted to type int"): its
+    // last line, without the file, so the caller says which file and input failed.
+    throw std::runtime_error(torch_error_line(e.what()));
   }
   (void)has_packed;
 }

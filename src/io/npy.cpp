@@ -7,6 +7,22 @@
 namespace qparity::io {
 namespace {
 
+// Header text as a message quotes it: bytes outside printable ASCII as \xNN, so a corrupt header
+// cannot put a newline or invalid UTF-8 into the one-line error.
+std::string printable(const std::string& text) {
+  std::string out;
+  for (const char ch : text) {
+    const auto b = static_cast<unsigned char>(ch);
+    if (b >= 0x20 && b < 0x7f) {
+      out += ch;
+    } else {
+      constexpr char kHex[] = "0123456789abcdef";
+      out += {'\\', 'x', kHex[b >> 4], kHex[b & 15]};
+    }
+  }
+  return out;
+}
+
 // The value text of `key` in the header dict, e.g. 'descr': '<f4' gives "'<f4'".
 std::string dict_value(const std::string& header, const std::string& key) {
   const auto at = header.find("'" + key + "'");
@@ -26,7 +42,7 @@ std::string dict_value(const std::string& header, const std::string& key) {
 // arithmetic (no overflow), or the data size check below could be fooled.
 std::vector<int64_t> parse_shape(const std::string& text) {
   if (text.size() < 2 || text.front() != '(' || text.back() != ')') {
-    throw std::invalid_argument("the .npy shape " + text + " is not a tuple");
+    throw std::invalid_argument("the .npy shape " + printable(text) + " is not a tuple");
   }
   std::vector<int64_t> dims;
   size_t i = 1;
@@ -35,11 +51,11 @@ std::vector<int64_t> parse_shape(const std::string& text) {
     while (i < end && (text[i] == ' ' || text[i] == ',')) ++i;
     if (i >= end) break;
     if (text[i] < '0' || text[i] > '9')
-      throw std::invalid_argument("the .npy shape " + text + " is invalid");
+      throw std::invalid_argument("the .npy shape " + printable(text) + " is invalid");
     int64_t v = 0;
     while (i < end && text[i] >= '0' && text[i] <= '9') {
       if (v > (INT64_MAX - 9) / 10)
-        throw std::invalid_argument("the .npy shape " + text + " is too large");
+        throw std::invalid_argument("the .npy shape " + printable(text) + " is too large");
       v = v * 10 + (text[i] - '0');
       ++i;
     }
@@ -77,12 +93,14 @@ NpyArray parse_npy(const std::string& bytes) {
         "('<f4')");
   }
   if (descr != "'<f4'")
-    throw std::invalid_argument("the .npy dtype is " + descr + "; qparity needs float32 ('<f4')");
+    throw std::invalid_argument("the .npy dtype is " + printable(descr) +
+                                "; qparity needs float32 ('<f4')");
   const std::string order = dict_value(header, "fortran_order");
   if (order.rfind("True", 0) == 0)
     throw std::invalid_argument("the .npy array is in Fortran order; save it in C order");
   if (order.rfind("False", 0) != 0)
-    throw std::invalid_argument("the .npy header is malformed (fortran_order " + order + ")");
+    throw std::invalid_argument("the .npy header is malformed (fortran_order " +
+                                printable(order) + ")");
   NpyArray array;
   array.dims = parse_shape(dict_value(header, "shape"));
   size_t count = 1;

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import unittest
+import zipfile
 
 import numpy as np
 import torch
@@ -91,6 +92,13 @@ class ModelCliTest(unittest.TestCase):
         write(t("header_huge.npy"), cls.npy_with_header(
             "{'descr': '<f4', 'fortran_order': False, 'shape': (100000000000, 100000000000), }"))
         write(t("header_no_shape.npy"), cls.npy_with_header("{'descr': '<f4', 'fortran_order': False, }"))
+        # libtorch 1.13.1 itself crashes (SIGSEGV) loading a class constant without a type, and its
+        # interpreter wraps a forward's error in a traceback (both found by the torch_qat fuzz
+        # target, tests/fuzz/).
+        cls.rewrite_model(cls.conv["qat.pt"], t("class_constant.pt"),
+                          b"__parameters__ = []\n  __buffers__ = ", b"__parameters_  = []\n  __buffers_  = ")
+        cls.rewrite_model(cls.conv["qat.pt"], t("forward_fails.pt"), b"torch.flatten(_6, 1)",
+                          b"torch.flatten(_6, 7)")
         torch.save({"x": x}, t("dict.pt"))
         torch.save([x], t("list.pt"))
         torch.save(3, t("int_scalar.pt"))
@@ -104,6 +112,19 @@ class ModelCliTest(unittest.TestCase):
     @classmethod
     def path(cls, name):
         return os.path.join(cls.tmp, name)
+
+    @staticmethod
+    def rewrite_model(src, dst, old, new):
+        """A copy of the TorchScript archive `src` with `old` replaced in the model's own code."""
+        with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as zout:
+            done = False
+            for info in zin.infolist():
+                data = zin.read(info.filename)
+                if info.filename.endswith("code/__torch__/make_models.py") and not done:
+                    assert old in data, (info.filename, old)
+                    data, done = data.replace(old, new, 1), True
+                zout.writestr(info, data, compress_type=zipfile.ZIP_STORED)
+            assert done, "no code/__torch__/make_models.py in " + src
 
     @staticmethod
     def npy_with_header(header):
@@ -157,6 +178,21 @@ class ModelCliTest(unittest.TestCase):
         for name, what in (("text.pt", "TorchScript"), ("empty.pt", "empty"), ("half_int8.pt", "TorchScript")):
             self.assert_error([self.conv["qat.pt"], self.path(name), "--input", self.conv["input.pt"],
                                "--backend", "qnnpack"], name, what, label="int8 " + name)
+
+    def test_model_code_that_crashes_libtorch(self):
+        # libtorch calls through a null pointer here (undefined behaviour): it crashes (SIGSEGV, the
+        # guard's message) or throws, depending on memory layout; either way one clean line.
+        line = self.assert_error([self.path("class_constant.pt"), self.conv["int8.pt"], "--input",
+                                  self.conv["input.pt"], "--backend", "qnnpack"], "class_constant.pt",
+                                 label="QAT class_constant.pt")
+        self.assertTrue("libtorch crashed reading it (SIGSEGV)" in line or "not a TorchScript model" in line, line)
+
+    def test_model_forward_fails_in_libtorch(self):
+        line = self.assert_error([self.path("forward_fails.pt"), self.conv["int8.pt"], "--input",
+                                  self.conv["input.pt"], "--backend", "qnnpack"], "forward_fails.pt",
+                                 "the model fails on the input", "Dimension out of range",
+                                 label="QAT forward_fails.pt")
+        self.assertNotIn("Traceback", line)
 
     def test_model_directory_or_missing(self):
         self.assert_error([self.path("a_directory"), self.conv["int8.pt"], "--input", self.conv["input.pt"],

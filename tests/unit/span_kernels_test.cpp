@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <bit>
+#include <iostream>
+#include <string>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -12,9 +14,25 @@
 #include "qparity/numerics/fake_quant.h"
 #include "qparity/diff/compare.h"
 #include "qparity/numerics/span_kernels.h"
+#include "qparity/version.h"
 
 namespace qparity {
 namespace {
+
+// The multiversioned kernels run the clone the build asks for: with QPARITY_FORCE_BASELINE (the
+// sanitized build of scripts/test.sh) the baseline code even on an AVX2 machine, so every test
+// below then checks the code a CPU without AVX2 runs.
+TEST(SpanKernels, RunTheCloneTheBuildAsksFor) {
+  const std::string clone(kernel_clone());
+  std::cout << "[ kernels  ] this process runs the " << clone << " clone\n";
+  RecordProperty("kernel_clone", clone);
+#if defined(QPARITY_FORCE_BASELINE) || !defined(__x86_64__) || !defined(__GNUC__) || \
+    defined(__clang__)
+  EXPECT_EQ(clone, "default");
+#else
+  EXPECT_EQ(clone, __builtin_cpu_supports("avx2") ? "avx2" : "default");
+#endif
+}
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 

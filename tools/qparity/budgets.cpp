@@ -1,5 +1,6 @@
 #include "budgets.h"
 
+#include "option_checks.h"
 #include "reports.h"
 
 #include <cmath>
@@ -44,7 +45,7 @@ double measured_value(BudgetMetric metric, const BudgetMeasures& m) {
 Budget read_budget(const std::string& item, std::string& why) {
   const size_t eq = item.find('=');
   if (eq == std::string::npos) {
-    why = "'" + item + "' must be NAME=LIMIT (" + budget_help() + ")";
+    why = shown_value(item) + " must be NAME=LIMIT (" + budget_help() + ")";
     return {};
   }
   const std::string name = item.substr(0, eq);
@@ -53,13 +54,13 @@ Budget read_budget(const std::string& item, std::string& why) {
     if (name != m.name) continue;
     double limit = 0.0;
     if (!CLI::detail::lexical_cast(value, limit) || !std::isfinite(limit) || limit < 0.0) {
-      why = name + " needs a limit >= 0, got '" + value + "'";
+      why = name + " needs a limit >= 0, got " + shown_value(value);
     } else if (m.integer && limit != std::floor(limit)) {
-      why = name + " counts, its limit must be an integer, got '" + value + "'";
+      why = name + " counts, its limit must be an integer, got " + shown_value(value);
     }
     return {m.metric, name, limit};
   }
-  why = "unknown budget '" + name + "' (" + budget_help() + ")";
+  why = "unknown budget " + shown_value(name) + " (" + budget_help() + ")";
   return {};
 }
 

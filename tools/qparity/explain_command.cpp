@@ -22,27 +22,6 @@ std::string shape_text(const Shape4& s) {
   return fmt::format("[{}, {}, {}, {}]", s.n, s.c, s.h, s.w);
 }
 
-// --index n,c,h,w, split at the commas and read as integers by CLI11.
-ElementIndex check_index(const std::vector<int64_t>& parts, const Shape4& shape) {
-  if (parts.size() != 4) {
-    std::string text;
-    for (size_t i = 0; i < parts.size(); ++i) text += (i > 0 ? "," : "") + std::to_string(parts[i]);
-    throw std::invalid_argument("--index: '" + text + "' has " + std::to_string(parts.size()) +
-                                " numbers; it needs four: n,c,h,w");
-  }
-  const int64_t limits[4] = {shape.n, shape.c, shape.h, shape.w};
-  const char* names[4] = {"n", "c", "h", "w"};
-  for (int i = 0; i < 4; ++i) {
-    if (parts[static_cast<size_t>(i)] < 0 || parts[static_cast<size_t>(i)] >= limits[i]) {
-      throw std::invalid_argument(fmt::format("--index: {} = {} is outside the output shape {} ({} "
-                                              "must be in [0, {}])",
-                                              names[i], parts[static_cast<size_t>(i)],
-                                              shape_text(shape), names[i], limits[i] - 1));
-    }
-  }
-  return {parts[0], parts[1], parts[2], parts[3]};
-}
-
 std::string render_console(const SeedResult& r, const ElementExplanation& e, bool defaulted) {
   std::string out = fmt::format(
       "qparity explain: element [{}, {}, {}, {}] of the seed experiment (k = {:.17g}, backend {}, "
@@ -106,6 +85,26 @@ std::string render_json(const SeedResult& r, const ElementExplanation& e,
 
 }  // namespace
 
+ElementIndex check_index(const std::vector<int64_t>& parts, const Shape4& shape) {
+  if (parts.size() != 4) {
+    std::string text;
+    for (size_t i = 0; i < parts.size(); ++i) text += (i > 0 ? "," : "") + std::to_string(parts[i]);
+    throw std::invalid_argument("--index: '" + text + "' has " + std::to_string(parts.size()) +
+                                " numbers; it needs four: n,c,h,w");
+  }
+  const int64_t limits[4] = {shape.n, shape.c, shape.h, shape.w};
+  const char* names[4] = {"n", "c", "h", "w"};
+  for (int i = 0; i < 4; ++i) {
+    if (parts[static_cast<size_t>(i)] < 0 || parts[static_cast<size_t>(i)] >= limits[i]) {
+      throw std::invalid_argument(fmt::format("--index: {} = {} is outside the output shape {} ({} "
+                                              "must be in [0, {}])",
+                                              names[i], parts[static_cast<size_t>(i)],
+                                              shape_text(shape), names[i], limits[i] - 1));
+    }
+  }
+  return {parts[0], parts[1], parts[2], parts[3]};
+}
+
 void add_explain_options(CLI::App& command, ExplainCommandOptions& o) {
   add_seed_options(command, o.seed);
   command.add_option("--index", o.index,
@@ -118,7 +117,10 @@ void add_explain_options(CLI::App& command, ExplainCommandOptions& o) {
 
 int run_explain_command(const ExplainCommandOptions& raw, const std::string& command_line) {
   return run_reporting_errors("qparity explain", "try fewer --rows", [&]() -> int {
-    const SeedOptions options = parse_seed_options(raw.seed);
+    // explain runs no diagnosis: it needs the memory of `seed --no-diagnosis` (measured).
+    SeedCommandOptions seed = raw.seed;
+    seed.no_diagnosis = true;
+    const SeedOptions options = parse_seed_options(seed);
     if (!raw.seed.fail_on.empty()) {
       throw std::invalid_argument("--fail-on: budgets apply to `seed` and `sweep`, not to `explain`");
     }

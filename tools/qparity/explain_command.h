@@ -18,6 +18,10 @@ struct ExplainCommandOptions {
 
 void add_explain_options(CLI::App& command, ExplainCommandOptions& options);
 
+// --index n,c,h,w (split at the commas and read as integers by CLI11) as an element of an output
+// of `shape`; throws std::invalid_argument naming --index and the part outside the shape.
+ElementIndex check_index(const std::vector<int64_t>& parts, const Shape4& shape);
+
 // Returns the exit code: 0 the traced element agrees in both paths, 1 it differs, 2 error.
 int run_explain_command(const ExplainCommandOptions& options, const std::string& command_line);
 

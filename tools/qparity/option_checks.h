@@ -10,6 +10,10 @@
 
 namespace qparity::cli {
 
+// A value as error messages quote it: one line, shell-quoted ('a b', $'a\nb'), so a newline or
+// a byte that is not UTF-8 in the value cannot split or corrupt the message.
+std::string shown_value(const std::string& text);
+
 // A finite number, read by CLI11's own conversion ("'nan' is not a finite number").
 CLI::Validator finite_number();
 // A finite number > 0 ("'-1' must be greater than 0").

@@ -14,41 +14,25 @@
 #include <thread>
 
 #include "atomic_file.h"
-#include "option_checks.h"
 #include "command_errors.h"
 #include "html_report.h"
+#include "memory_check.h"
+#include "option_checks.h"
 #include "qparity/scenario/seed.h"
 #include "reports.h"
 
 namespace qparity::cli {
 namespace {
 
-// MemAvailable of /proc/meminfo in bytes, if readable.
-std::optional<int64_t> available_memory_bytes() {
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  int64_t kib = 0;
-  std::string unit;
-  while (meminfo >> key >> kib >> unit) {
-    if (key == "MemAvailable:") return kib * 1024;
-  }
-  return std::nullopt;
-}
-
-// Refuses row counts whose buffers would not fit in the memory available now.
-void check_memory(int64_t rows) {
-  const int64_t per_row = seed_bytes_per_row();
-  if (rows > std::numeric_limits<int64_t>::max() / per_row) {
-    throw std::invalid_argument(fmt::format("--rows: {} rows would need more memory than exists", rows));
-  }
-  const int64_t need = rows * per_row;
-  const auto available = available_memory_bytes();
-  if (available && need > *available) {
-    constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
-    throw std::invalid_argument(fmt::format(
-        "--rows: {} rows need {:.1f} GiB of memory, only {:.1f} GiB is available", rows,
-        static_cast<double>(need) / kGiB, static_cast<double>(*available) / kGiB));
-  }
+// Refuses row counts whose run would not fit in the memory this process may use.
+void check_memory(int64_t rows, bool diagnosis) {
+  const std::optional<MemoryLimit> limit = read_memory_limit();
+  const int64_t fit = limit ? seed_rows_that_fit(limit->bytes, diagnosis) : 0;
+  check_fits(estimate_seed_memory(rows, diagnosis), limit, "--rows",
+             fmt::format("{} rows{}", rows, diagnosis ? " with the diagnosis" : ""),
+             fit > 0 ? fmt::format("use --rows {} or fewer{}", fit,
+                                   diagnosis ? " (or --no-diagnosis)" : "")
+                     : std::string("free some memory"));
 }
 
 }  // namespace
@@ -71,7 +55,7 @@ SeedOptions parse_seed_options(const SeedCommandOptions& raw) {
   o.weight_scale = raw.weight_scale;
   o.output_scale = raw.output_scale;
   validate_seed_options(o);
-  check_memory(o.rows);
+  check_memory(o.rows, !raw.no_diagnosis);
   return o;
 }
 
@@ -94,7 +78,10 @@ void add_seed_options(CLI::App& command, SeedCommandOptions& o) {
       ->check(one_of({"fused", "plain"}, "observer"))
       ->type_name("KIND")
       ->capture_default_str();
-  command.add_option("--rows", o.rows, "Input height; the width is always the 256-value ramp")
+  command
+      .add_option("--rows", o.rows,
+                  "Input height; the width is always the 256-value ramp (a run that would not fit "
+                  "in the memory left, MemAvailable or a cgroup limit, is refused)")
       ->transform(decimal_integer())
       ->check(at_least(1))
       ->type_name("N")

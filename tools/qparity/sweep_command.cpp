@@ -13,11 +13,12 @@
 #include <vector>
 
 #include "atomic_file.h"
-#include "option_checks.h"
-#include "command_errors.h"
 #include "budgets.h"
+#include "command_errors.h"
 #include "html_report.h"
 #include "json_fragments.h"
+#include "memory_check.h"
+#include "option_checks.h"
 #include "qparity/sweep/sweep.h"
 #include "qparity/version.h"
 #include "seed_command.h"
@@ -53,7 +54,38 @@ std::vector<T> distinct(const std::vector<std::string>& items, Parse parse) {
   return out;
 }
 
-SweepSpec parse_spec(const SweepCommandOptions& o) {
+int thread_count(const std::optional<int64_t>& threads) {
+  if (threads) return static_cast<int>(*threads);  // in [1, 1024] (its validator)
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+// Every series of every k value is a point; min(threads, points) of them are in memory at once
+// (each thread runs one point's experiment, its two paths one after the other).
+void check_sweep_memory(const SweepSpec& spec, size_t k_count, int threads) {
+  int64_t series = 1;
+  for (size_t n : {spec.backends.size(), spec.observers.size(), spec.weight_qschemes.size(),
+                   spec.reduce_ranges.size(), spec.weight_patterns.size()}) {
+    series *= static_cast<int64_t>(std::max<size_t>(1, n));
+  }
+  const int64_t points = series * static_cast<int64_t>(k_count);
+  const MemoryEstimate estimate =
+      estimate_sweep_memory(spec.base.rows, points, threads, spec.diagnose);
+  const std::optional<MemoryLimit> limit = read_memory_limit();
+  const int64_t fit =
+      limit ? sweep_threads_that_fit(limit->bytes, spec.base.rows, points, spec.diagnose) : 0;
+  const std::string advice =
+      fit > 0 ? fmt::format("use --threads {} or fewer, or fewer --rows", fit)
+              : fmt::format("use fewer --rows{}", spec.diagnose ? " or --no-diagnosis" : "");
+  check_fits(estimate, limit, estimate.concurrent > 1 ? "--threads" : "--rows",
+             fmt::format("{} point{} of {} rows at once ({} threads; {} series x {} k values)",
+                         estimate.concurrent, estimate.concurrent > 1 ? "s" : "", spec.base.rows,
+                         threads, series, k_count),
+             advice);
+}
+
+}  // namespace
+
+SweepSpec parse_sweep_options(const SweepCommandOptions& o) {
   SweepSpec spec;
   spec.k = parse_k_range(o.k, o.log);
   spec.backends = distinct<std::string>(o.backends, [](const std::string& s) { return s; });
@@ -78,16 +110,11 @@ SweepSpec parse_spec(const SweepCommandOptions& o) {
       throw std::invalid_argument(fmt::format("--k: k = {} is unusable: {}", k, e.what()));
     }
   }
-  SeedCommandOptions memory_check;
-  memory_check.rows = o.rows;
-  parse_seed_options(memory_check);  // the --rows memory check of `seed`
+  check_sweep_memory(spec, ks.size(), thread_count(o.threads));
   return spec;
 }
 
-int thread_count(const std::optional<int64_t>& threads) {
-  if (threads) return static_cast<int>(*threads);  // in [1, 1024] (its validator)
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
+namespace {
 
 // A progress bar on a terminal, shown once the work has taken a second; silent otherwise.
 class ProgressBar {
@@ -295,8 +322,8 @@ void add_sweep_options(CLI::App& command, SweepCommandOptions& o) {
       ->check(at_least(1))
       ->type_name("N")
       ->capture_default_str();
-  command.add_option("--threads", o.threads, "Worker threads (default: every core); results do "
-                                             "not depend on it")
+  command.add_option("--threads", o.threads, "Worker threads (default: every core), each holding "
+                                             "one point in memory; results do not depend on it")
       ->transform(decimal_integer())
       ->check(in_range(1, 1024))
       ->type_name("N");
@@ -320,7 +347,7 @@ void add_sweep_options(CLI::App& command, SweepCommandOptions& o) {
 
 int run_sweep_command(const SweepCommandOptions& o, const std::string& command_line) {
   return run_reporting_errors("qparity sweep", "try fewer --rows or threads", [&]() -> int {
-    const SweepSpec spec = parse_spec(o);
+    const SweepSpec spec = parse_sweep_options(o);
     const int threads = thread_count(o.threads);
     const std::vector<Budget> budgets = parse_budgets(o.fail_on);
     check_distinct_outputs({{"--json", o.json_path}, {"--csv", o.csv_path}, {"--html", o.html_path}});

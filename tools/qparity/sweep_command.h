@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "qparity/sweep/sweep.h"
+
 namespace qparity::cli {
 
 // The sweep options as CLI11 reads them: typed, lists split at commas, k at colons.
@@ -29,6 +31,10 @@ struct SweepCommandOptions {
 };
 
 void add_sweep_options(CLI::App& command, SweepCommandOptions& options);
+
+// The sweep the options ask for, checked before any work starts (every k range end usable, the
+// points on --threads fit in memory); throws std::invalid_argument naming the option.
+SweepSpec parse_sweep_options(const SweepCommandOptions& options);
 
 // Exit code: 0 every point agrees, 1 some point diverges or is refused by the engine, 2 error.
 int run_sweep_command(const SweepCommandOptions& options, const std::string& command_line);
