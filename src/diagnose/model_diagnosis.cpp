@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <unordered_map>
+#include <type_traits>
 #include <utility>
 
 #include "common/format.h"
@@ -92,9 +93,17 @@ bool same_sign(const std::vector<float>& w, size_t begin, size_t end) {
   return nonneg || nonpos;
 }
 
-int64_t differing_floats(const std::vector<float>& a, const std::vector<float>& b) {
+// Elements that differ (floats by their bits), over the shorter of the two.
+template <typename T>
+int64_t differing(const std::vector<T>& a, const std::vector<T>& b) {
   int64_t n = 0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) n += std::bit_cast<uint32_t>(a[i]) != std::bit_cast<uint32_t>(b[i]);
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    if constexpr (std::is_same_v<T, float>) {
+      n += std::bit_cast<uint32_t>(a[i]) != std::bit_cast<uint32_t>(b[i]);
+    } else {
+      n += a[i] != b[i];
+    }
+  }
   return n;
 }
 
@@ -183,9 +192,10 @@ class LayerStudy {
     findings_.push_back({cause, layer_.name, point, explains, std::move(evidence)});
   }
 
-  static int64_t sum(const std::vector<int64_t>& v, const std::vector<bool>& take, bool want) {
+  // The sum of v over the entries `take` marks.
+  static int64_t sum_where(const std::vector<int64_t>& v, const std::vector<bool>& take) {
     int64_t s = 0;
-    for (size_t c = 0; c < v.size(); ++c) s += (c < take.size() && take[c] == want) ? v[c] : 0;
+    for (size_t c = 0; c < v.size() && c < take.size(); ++c) s += take[c] ? v[c] : 0;
     return s;
   }
 
@@ -216,7 +226,7 @@ class LayerStudy {
       report_grid(*qat, int8_weight, qat_ints, differs, gained, convert->weight);
     }
     // 2. The float weight itself (all of it when convert()'s is unknown).
-    const bool values_differ = !convert_known || differing_floats(convert->weight.data, qat->value.data) > 0;
+    const bool values_differ = !convert_known || differing(convert->weight.data, qat->value.data) > 0;
     if (!values_differ) return;
     params.weight = qat_ints;
     const std::vector<int64_t> gained = remeasure();
@@ -227,19 +237,13 @@ class LayerStudy {
     }
     const bool bn = std::any_of(paths_.qat.convert_sources.begin(), paths_.qat.convert_sources.end(),
                                 [&](const model::ConvertSource& s) { return s.module == layer_.name && s.bn; });
-    const int64_t n = differing_floats(convert->weight.data, qat->value.data);
+    const int64_t n = differing(convert->weight.data, qat->value.data);
     add(bn ? CauseClass::kBatchNormFolding : CauseClass::kWeightValues, "weight", explains,
         {count_text(n, "float weight") + " of " + std::to_string(qat->value.data.size()) +
              (bn ? " differ between QAT's ConvBn forward (weight scaled by gamma / sqrt(running_var + eps) "
                    "before its fake-quant) and convert()'s folded weight (eq. O8.1)"
                  : " differ between the weight QAT fake-quantizes and the module weight convert() quantizes"),
-         count_text(differing_ints(int8_weight.data, qat_ints.data), "integer weight") + " then differ"});
-  }
-
-  static int64_t differing_ints(const std::vector<int8_t>& a, const std::vector<int8_t>& b) {
-    int64_t n = 0;
-    for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) n += a[i] != b[i];
-    return n;
+         count_text(differing(int8_weight.data, qat_ints.data), "integer weight") + " then differ"});
   }
 
   // How the int8 model's weight qparams were derived: recorded by convert() when qparity made
@@ -285,7 +289,7 @@ class LayerStudy {
     // gained is per output channel of the layer's output, which is the weight's channel.
     const bool per_output = gained.size() == channels;
     const int64_t total = total_of(gained);
-    const int64_t asym_gain = per_output ? sum(gained, asym, true) : 0;
+    const int64_t asym_gain = per_output ? sum_where(gained, asym) : 0;
     const auto count_of = [&](bool want_asym) {
       int64_t n = 0;
       for (size_t c = 0; c < channels; ++c) n += differs[c] && asym[c] == want_asym;
@@ -297,7 +301,7 @@ class LayerStudy {
       }
       return channels;
     };
-    const int64_t ints = differing_ints(int8_weight.data, qat_ints.data);
+    const int64_t ints = differing(int8_weight.data, qat_ints.data);
     if (const size_t c = first_of(true); c < channels) {
       add(CauseClass::kAsymmetricSameSignChannel, "weight", asym_gain,
           {count_text(count_of(true), "weight channel") + " whose weights all have one sign get an asymmetric grid in "
@@ -317,7 +321,7 @@ class LayerStudy {
 
   void report_whole_weight(const QatWeight& qat, const model::QuantizedWeight& int8_weight,
                            const model::QuantizedWeight& qat_ints, int64_t explains) {
-    std::vector<std::string> evidence{count_text(differing_ints(int8_weight.data, qat_ints.data), "integer weight") +
+    std::vector<std::string> evidence{count_text(differing(int8_weight.data, qat_ints.data), "integer weight") +
                                       " of " + std::to_string(int8_weight.data.size()) +
                                       " differ (QAT's fake-quant bins against the int8 model's)"};
     for (size_t c = 0; c < qat.used.size(); ++c) {

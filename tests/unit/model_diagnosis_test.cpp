@@ -104,21 +104,32 @@ run::Tensor ramp_input() {
   return run::float_tensor({kRows, kIn}, v);
 }
 
+// Both paths of a QAT graph and its convert(), run on one input and compared.
+struct Runs {
+  model::Graph qat, int8;
+  run::RunResult fq_run, q_run;
+  diff::ModelComparison comparison;
+  diagnose::ModelPaths paths() const { return {qat, fq_run, int8, q_run}; }
+};
+
+Runs run_paths(const model::Graph& qat, const BackendProfile& profile, const run::Tensor& input = ramp_input()) {
+  Runs r{qat, model::convert_eager(qat, profile), {}, {}, {}};
+  const run::RunOptions options{.profile = &profile};
+  r.fq_run = run::run_graph(r.qat, input, options);
+  r.q_run = run::run_graph(r.int8, input, options);
+  r.comparison = diff::compare_paths(r.qat, r.fq_run, r.int8, r.q_run);
+  return r;
+}
+
 struct Diagnosed {
   diff::ModelComparison comparison;
   diagnose::ModelDiagnosis diagnosis;
 };
 
-Diagnosed diagnose(const model::Graph& qat, const BackendProfile& profile, run::Tensor input = ramp_input()) {
-  const model::Graph int8 = model::convert_eager(qat, profile);
+Diagnosed diagnose(const model::Graph& qat, const BackendProfile& profile, const run::Tensor& input = ramp_input()) {
+  const Runs r = run_paths(qat, profile, input);
   const run::RunOptions options{.profile = &profile};
-  const run::RunResult fq_run = run::run_graph(qat, input, options);
-  const run::RunResult q_run = run::run_graph(int8, input, options);
-  Diagnosed d;
-  d.comparison = diff::compare_paths(qat, fq_run, int8, q_run);
-  d.diagnosis = diagnose::diagnose_model({qat, fq_run, int8, q_run}, d.comparison,
-                                         {.profile = &profile, .qat_options = &options});
-  return d;
+  return {r.comparison, diagnose::diagnose_model(r.paths(), r.comparison, {.profile = &profile, .qat_options = &options})};
 }
 
 std::vector<diagnose::CauseClass> classes(const diagnose::ModelDiagnosis& d) {
@@ -268,19 +279,12 @@ TEST(ModelDiagnosis, OutputScaleIsAnActivationGridCause) {
 // The element trace of a mismatching element names the weight integers as the first stage that
 // differs (the fused rule's grid), and ends in the bins the comparison reports.
 TEST(ModelElementTrace, FirstDifferenceIsTheWeightIntegers) {
-  const LinearModel m = fused_weight_model();
-  const model::Graph qat = linear_qat(m);
   const BackendProfile profile = *make_backend_profile("qnnpack", {});
-  const model::Graph int8 = model::convert_eager(qat, profile);
-  const run::RunOptions options{.profile = &profile};
-  const run::RunResult fq_run = run::run_graph(qat, ramp_input(), options);
-  const run::RunResult q_run = run::run_graph(int8, ramp_input(), options);
-  const auto comparison = diff::compare_paths(qat, fq_run, int8, q_run);
-  const auto& fc = comparison.layers[1];
+  const Runs r = run_paths(linear_qat(fused_weight_model()), profile);
+  const auto& fc = r.comparison.layers[1];
   ASSERT_EQ(fc.name, "fc");
   ASSERT_TRUE(fc.first_mismatch.has_value());
-  const auto t = diagnose::trace_model_element({qat, fq_run, int8, q_run}, comparison, 1, fc.first_mismatch->index,
-                                               profile);
+  const auto t = diagnose::trace_model_element(r.paths(), r.comparison, 1, fc.first_mismatch->index, profile);
   ASSERT_TRUE(t.first_difference.has_value());
   EXPECT_EQ(t.rows[*t.first_difference].stage, "weight integers at the taps");
   EXPECT_EQ(t.rows[0].int8, "the same values");  // fc's input is the QAT path's: nothing inherited
@@ -289,15 +293,14 @@ TEST(ModelElementTrace, FirstDifferenceIsTheWeightIntegers) {
   EXPECT_TRUE(t.rows.back().differs);
   // An element that agrees: its bins are equal and the last rows say so.
   int64_t agreeing = -1;
-  const auto dq = diff::layer_dq(fc, fq_run.values[static_cast<size_t>(fc.fake_quant_value)],
-                                 q_run.values[static_cast<size_t>(fc.int8_value)]);
+  const auto dq = diff::layer_dq(fc, r.fq_run.values[static_cast<size_t>(fc.fake_quant_value)],
+                                 r.q_run.values[static_cast<size_t>(fc.int8_value)]);
   for (size_t i = 0; i < dq.size() && agreeing < 0; ++i) agreeing = dq[i] == 0 ? static_cast<int64_t>(i) : -1;
   ASSERT_GE(agreeing, 0);
-  const auto same = diagnose::trace_model_element({qat, fq_run, int8, q_run}, comparison, 1, agreeing, profile);
+  const auto same = diagnose::trace_model_element(r.paths(), r.comparison, 1, agreeing, profile);
   EXPECT_EQ(same.fake_quant_bin, same.int8_bin);
   EXPECT_FALSE(same.rows.back().differs);
-  EXPECT_THROW(diagnose::trace_model_element({qat, fq_run, int8, q_run}, comparison, 1, fc.numel, profile),
-               std::invalid_argument);
+  EXPECT_THROW(diagnose::trace_model_element(r.paths(), r.comparison, 1, fc.numel, profile), std::invalid_argument);
 }
 
 // An output observer left enabled moves the QAT grid during the forward, away from the grid
@@ -321,16 +324,10 @@ TEST(ModelDiagnosis, AnEnabledObserverIsAnObserverMovedCause) {
 }
 
 TEST(ModelDiagnosis, ResultsDoNotDependOnThreads) {
-  const LinearModel m = fused_weight_model();
-  const model::Graph qat = linear_qat(m);
   const BackendProfile profile = *make_backend_profile("qnnpack", {});
-  const model::Graph int8 = model::convert_eager(qat, profile);
-  const run::RunOptions options{.profile = &profile};
-  const run::RunResult fq_run = run::run_graph(qat, ramp_input(), options);
-  const run::RunResult q_run = run::run_graph(int8, ramp_input(), options);
-  const auto comparison = diff::compare_paths(qat, fq_run, int8, q_run);
-  const auto one = diagnose::diagnose_model({qat, fq_run, int8, q_run}, comparison, {.profile = &profile, .threads = 1});
-  const auto four = diagnose::diagnose_model({qat, fq_run, int8, q_run}, comparison, {.profile = &profile, .threads = 4});
+  const Runs r = run_paths(linear_qat(fused_weight_model()), profile);
+  const auto one = diagnose::diagnose_model(r.paths(), r.comparison, {.profile = &profile, .threads = 1});
+  const auto four = diagnose::diagnose_model(r.paths(), r.comparison, {.profile = &profile, .threads = 4});
   ASSERT_EQ(one.findings.size(), four.findings.size());
   for (size_t i = 0; i < one.findings.size(); ++i) {
     EXPECT_EQ(one.findings[i].explains_elements, four.findings[i].explains_elements);

@@ -15,16 +15,6 @@ namespace {
 using Json = nlohmann::ordered_json;
 using diagnose::ModelDiagnosis;
 
-Json real(double v) {
-  if (std::isfinite(v)) return v;
-  return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
-}
-
-std::string db_text(double db) {
-  if (std::isnan(db)) return "nan";
-  return std::isinf(db) ? (db > 0 ? "inf" : "-inf") : fmt::format("{:.1f}", db);
-}
-
 double share(int64_t part, int64_t whole) {
   return whole == 0 ? 0.0 : 100.0 * static_cast<double>(part) / static_cast<double>(whole);
 }
@@ -61,10 +51,10 @@ int64_t layers_creating_error(const ModelDiagnosis& d) {
 Json impact_json(const diagnose::LayerImpact& i) {
   return {{"layer", i.layer},
           {"local_bin_mismatch_count", i.local_mismatches},
-          {"final_sqnr_db_before", real(i.before.sqnr_db)},
-          {"final_sqnr_db_after", real(i.after.sqnr_db)},
-          {"final_max_abs_difference_before", real(i.before.max_abs_difference)},
-          {"final_max_abs_difference_after", real(i.after.max_abs_difference)},
+          {"final_sqnr_db_before", json_real(i.before.sqnr_db)},
+          {"final_sqnr_db_after", json_real(i.after.sqnr_db)},
+          {"final_max_abs_difference_before", json_real(i.before.max_abs_difference)},
+          {"final_max_abs_difference_after", json_real(i.after.max_abs_difference)},
           {"top1_rows", i.before.top1_rows},
           {"top1_agreeing_before", i.before.top1_agreeing},
           {"top1_agreeing_after", i.after.top1_agreeing}};
@@ -93,17 +83,18 @@ std::string trace_console(const diagnose::ModelElementTrace& t) {
   return out;
 }
 
+std::string render_trace_text(const ModelReport& r) { return r.trace ? trace_console(*r.trace) : std::string(); }
+
 std::string render_trace_console(const ModelReport& r) {
   std::string out = fmt::format("qparity explain: {} (QAT) against {} (int8), input {} {}, engine {}\n", r.qat_file,
                                 r.int8_file.empty() ? std::string("qparity's convert() of it") : r.int8_file,
                                 r.input_description, model::to_string(r.input_dims), r.profile.name);
-  return out + (r.trace ? trace_console(*r.trace) : std::string());
+  return out + render_trace_text(r);
 }
 
 std::string render_diagnosis_console(const ModelReport& r) {
-  const std::string trace = r.trace ? trace_console(*r.trace) : std::string();
   if (!r.diagnosis) {
-    return (r.diagnosis_skipped.empty() ? std::string() : "diagnosis skipped: " + r.diagnosis_skipped + "\n") + trace;
+    return r.diagnosis_skipped.empty() ? std::string() : "diagnosis skipped: " + r.diagnosis_skipped + "\n";
   }
   const ModelDiagnosis& d = *r.diagnosis;
   int64_t all = 0;
@@ -113,7 +104,7 @@ std::string render_diagnosis_console(const ModelReport& r) {
   out += fmt::format("  layers creating error: {} of {}; their own mismatches: {} ({:.1f}% of all {} differing bins; "
                      "the rest are inherited from earlier layers)\n",
                      layers_creating_error(d), d.local.size(), d.local_mismatches, share(d.local_mismatches, all), all);
-  if (d.findings.empty()) return out + "  no layer creates error by itself\n" + trace;
+  if (d.findings.empty()) return out + "  no layer creates error by itself\n";
   out += fmt::format("  causes (share of the layers' own mismatches; explained {:.1f}%):\n",
                      share(d.explained_elements, d.local_mismatches));
   for (const auto& t : cause_totals(d)) {
@@ -128,7 +119,7 @@ std::string render_diagnosis_console(const ModelReport& r) {
       const auto& m = d.impact[i];
       out += fmt::format("    {:<32} own mismatches {:>8}  SQNR {} -> {} dB  max abs diff {:.4g} -> {:.4g}  top-1 "
                          "{}/{} -> {}/{}\n",
-                         m.layer, m.local_mismatches, db_text(m.before.sqnr_db), db_text(m.after.sqnr_db),
+                         m.layer, m.local_mismatches, sqnr_text(m.before.sqnr_db), sqnr_text(m.after.sqnr_db),
                          m.before.max_abs_difference, m.after.max_abs_difference, m.before.top1_agreeing,
                          m.before.top1_rows, m.after.top1_agreeing, m.after.top1_rows);
     }
@@ -137,7 +128,7 @@ std::string render_diagnosis_console(const ModelReport& r) {
     out += fmt::format("  verified fix: {}\n    bins differing {} -> {}, layers differing {} -> {}, final SQNR {} -> {} dB, "
                        "top-1 {}/{} -> {}/{}\n",
                        f.change, f.before.bins_differing, f.after.bins_differing, f.before.layers_differing,
-                       f.after.layers_differing, db_text(f.before.output.sqnr_db), db_text(f.after.output.sqnr_db),
+                       f.after.layers_differing, sqnr_text(f.before.output.sqnr_db), sqnr_text(f.after.output.sqnr_db),
                        f.before.output.top1_agreeing, f.before.output.top1_rows, f.after.output.top1_agreeing,
                        f.after.output.top1_rows);
     std::string python = f.python;
@@ -154,7 +145,7 @@ std::string render_diagnosis_console(const ModelReport& r) {
                                                          c.first_declined));
     for (size_t i = 0; i < c.differences.size() && i < 10; ++i) out += "    " + c.differences[i] + "\n";
   }
-  return out + trace;
+  return out;
 }
 
 namespace {
@@ -241,7 +232,7 @@ std::string impact_html(const ModelDiagnosis& d) {
   std::string rows;
   for (const auto& m : d.impact) {
     rows += "<tr>" + html::td(m.layer, "mono") + html::td(std::to_string(m.local_mismatches), "num") +
-            html::td(db_text(m.before.sqnr_db) + " → " + db_text(m.after.sqnr_db), "num") +
+            html::td(sqnr_text(m.before.sqnr_db) + " → " + sqnr_text(m.after.sqnr_db), "num") +
             html::td(fmt::format("{:.4g} → {:.4g}", m.before.max_abs_difference, m.after.max_abs_difference), "num") +
             html::td(fmt::format("{}/{} → {}/{}", m.before.top1_agreeing, m.before.top1_rows, m.after.top1_agreeing,
                                  m.after.top1_rows),
@@ -263,7 +254,7 @@ std::string fixes_html(const ModelReport& r) {
                        "top-1 {}/{} → {}/{}.</p>\n",
                        html::escape(f.change), html::escape(f.python), f.before.bins_differing,
                        f.after.bins_differing, f.before.layers_differing, f.after.layers_differing,
-                       db_text(f.before.output.sqnr_db), db_text(f.after.output.sqnr_db), f.before.output.top1_agreeing,
+                       sqnr_text(f.before.output.sqnr_db), sqnr_text(f.after.output.sqnr_db), f.before.output.top1_agreeing,
                        f.before.output.top1_rows, f.after.output.top1_agreeing, f.after.output.top1_rows);
   }
   if (r.diagnosis_check) {
@@ -297,7 +288,7 @@ std::string render_diagnosis_html(const ModelReport& r) {
   return html::section("diagnosis-section", "Diagnosis", inner);
 }
 
-void add_diagnosis_json(const ModelReport& r, Json& doc) {
+void add_trace_json(const ModelReport& r, Json& doc) {
   if (r.trace) {
     Json rows = Json::array();
     for (const auto& row : r.trace->rows) {
@@ -311,6 +302,9 @@ void add_diagnosis_json(const ModelReport& r, Json& doc) {
                     {"rows", rows},
                     {"first_difference", r.trace->first_difference ? Json(*r.trace->first_difference) : Json()}};
   }
+}
+
+void add_diagnosis_json(const ModelReport& r, Json& doc) {
   if (!r.diagnosis) {
     if (!r.diagnosis_skipped.empty()) doc["summary"]["diagnosis"] = {{"skipped", r.diagnosis_skipped}};
     return;
@@ -341,8 +335,8 @@ void add_diagnosis_json(const ModelReport& r, Json& doc) {
     const auto figures = [](const diagnose::Divergence& v) {
       return Json{{"bins_differing", v.bins_differing},
                   {"layers_differing", v.layers_differing},
-                  {"final_sqnr_db", real(v.output.sqnr_db)},
-                  {"final_max_abs_difference", real(v.output.max_abs_difference)},
+                  {"final_sqnr_db", json_real(v.output.sqnr_db)},
+                  {"final_max_abs_difference", json_real(v.output.max_abs_difference)},
                   {"top1_agreeing", v.output.top1_agreeing},
                   {"top1_rows", v.output.top1_rows}};
     };

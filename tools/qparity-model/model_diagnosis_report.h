@@ -17,6 +17,10 @@ std::string render_diagnosis_console(const ModelReport& report);
 // creates the most error, the layers by impact, the verified fixes and the check.
 std::string render_diagnosis_html(const ModelReport& report);
 
+// --layer: the element trace's lines ("" without one), and its JSON object `trace`.
+std::string render_trace_text(const ModelReport& report);
+void add_trace_json(const ModelReport& report, nlohmann::ordered_json& doc);
+
 // Adds layers[].local, diagnosis[], impact[], fixes[] and summary.diagnosis to a qparity.model/1
 // document whose "layers" are the report's comparison layers, in order.
 void add_diagnosis_json(const ModelReport& report, nlohmann::ordered_json& doc);

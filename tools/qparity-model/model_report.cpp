@@ -14,11 +14,6 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-std::string sqnr_text(double db) {
-  if (std::isnan(db)) return "nan";
-  return std::isinf(db) ? (db > 0 ? "inf" : "-inf") : fmt::format("{:.1f}", db);
-}
-
 const diff::ReferenceLayer* find(const std::optional<diff::ReferenceCheck>& check,
                                  const std::string& name) {
   if (!check) return nullptr;
@@ -33,17 +28,11 @@ std::string exactness(const diff::ReferenceLayer* l) {
   return l->elements_differing == 0 ? "exact" : fmt::format("{} off", l->elements_differing);
 }
 
-// A number JSON can hold, or "inf" / "-inf" / "nan" (JSON has no non-finite numbers).
-Json real(double v) {
-  if (std::isfinite(v)) return v;
-  return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
-}
-
 // Float32 values written so they read back to the same bits (shortest round-trip decimal of the
 // exact value); non-finite values as strings.
 Json floats_json(const std::vector<float>& v) {
   Json a = Json::array();
-  for (const float x : v) a.push_back(real(static_cast<double>(x)));
+  for (const float x : v) a.push_back(json_real(static_cast<double>(x)));
   return a;
 }
 
@@ -71,8 +60,8 @@ Json first_mismatch_json(const diff::LayerComparison& l) {
           {"position", unravel(m.index, l.dims)},
           {"fake_quant_bin", m.fake_quant_bin},
           {"int8_bin", m.int8_bin},
-          {"fake_quant_value", real(static_cast<double>(m.fake_quant_value))},
-          {"int8_value", real(static_cast<double>(m.int8_value))}};
+          {"fake_quant_value", json_real(static_cast<double>(m.fake_quant_value))},
+          {"int8_value", json_real(static_cast<double>(m.int8_value))}};
 }
 
 Json layer_json(const diff::LayerComparison& l) {
@@ -82,10 +71,10 @@ Json layer_json(const diff::LayerComparison& l) {
                   {"bin_mismatch_count", l.bin_mismatch_count},
                   {"max_abs_dq", l.max_abs_dq},
                   {"dq_histogram", hist},
-                  {"sqnr_db", real(l.sqnr_db)},
-                  {"max_abs_error", real(l.max_abs_error)},
-                  {"rmse_over_scale", real(l.rmse_over_scale)},
-                  {"cosine", real(l.cosine)},
+                  {"sqnr_db", json_real(l.sqnr_db)},
+                  {"max_abs_error", json_real(l.max_abs_error)},
+                  {"rmse_over_scale", json_real(l.rmse_over_scale)},
+                  {"cosine", json_real(l.cosine)},
                   {"first_mismatch", first_mismatch_json(l)},
                   {"order_sensitive_bins", l.order_sensitive_bins ? Json(*l.order_sensitive_bins) : Json()}};
   Json fq = {{"scale", l.fake_quant_grid.scale},
@@ -131,6 +120,16 @@ Json order_check_json(const ModelReport& r) {
 }
 
 }  // namespace
+
+std::string sqnr_text(double db) {
+  if (std::isnan(db)) return "nan";
+  return std::isinf(db) ? (db > 0 ? "inf" : "-inf") : fmt::format("{:.1f}", db);
+}
+
+Json json_real(double v) {
+  if (std::isfinite(v)) return v;
+  return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
+}
 
 std::vector<float> output_values(const run::Tensor& t) {
   if (!t.quantized()) return t.values;
@@ -249,6 +248,7 @@ std::string render_model_console(const ModelReport& r) {
   }
   out += convert_text(r);
   out += render_diagnosis_console(r);
+  out += render_trace_text(r);
   for (const auto& v : r.budgets) {
     out += fmt::format("budget {}={}: {} ({}{})\n", v.budget, v.limit,
                        v.exceeded ? "EXCEEDED" : "held", budget_measure_text(v),
@@ -277,7 +277,7 @@ std::string render_model_json(const ModelReport& r) {
                         {"first_divergent_layer",
                          c.first_divergent ? Json(c.layers[*c.first_divergent].name) : Json()},
                         {"worst_layer", c.worst ? Json(c.layers[*c.worst].name) : Json()},
-                        {"output_max_abs_difference", real(c.output_max_abs_difference)},
+                        {"output_max_abs_difference", json_real(c.output_max_abs_difference)},
                         {"top1_agreement", {{"rows", c.top1_rows}, {"agreeing", c.top1_agreeing}}},
                         {"observers_moved", r.moved_points},
                         {"reference_exact", r.qat_reference ? Json(reference_exact(r)) : Json()},
@@ -311,13 +311,14 @@ std::string render_model_json(const ModelReport& r) {
     for (const auto& v : r.budgets) {
       budgets.push_back({{"budget", v.budget},
                          {"limit", v.limit},
-                         {"measured", real(v.measured)},
+                         {"measured", json_real(v.measured)},
                          {"layer", v.layer.empty() ? Json() : Json(v.layer)},
                          {"exceeded", v.exceeded}});
     }
     doc["budgets"] = budgets;
   }
   add_diagnosis_json(r, doc);
+  add_trace_json(r, doc);
   // Any byte that is not UTF-8 (a file name) becomes U+FFFD instead of an exception.
   return doc.dump(1, ' ', false, Json::error_handler_t::replace) + "\n";
 }

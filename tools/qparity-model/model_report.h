@@ -2,6 +2,7 @@
 // docs/schema/qparity.model.schema.json) and, in model_html.h, the HTML page.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -67,6 +68,12 @@ std::vector<float> output_values(const run::Tensor& t);
 
 // Row-major multi-index of flat element `index` in `dims`.
 std::vector<int64_t> unravel(int64_t index, const model::Dims& dims);
+
+// An SQNR (or any dB figure) for the console: one decimal, "inf" / "-inf" / "nan".
+std::string sqnr_text(double db);
+
+// A number JSON can hold, or "inf" / "-inf" / "nan" (JSON has no non-finite numbers).
+nlohmann::ordered_json json_real(double v);
 
 // "3 bins" / "SQNR 12.5 dB" ...: a verdict's measure in words.
 std::string budget_measure_text(const ModelBudgetVerdict& v);
