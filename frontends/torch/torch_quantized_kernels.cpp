@@ -21,13 +21,16 @@ c10::IValue call_op(const char* name, const char* overload, std::vector<c10::IVa
 }
 
 at::Tensor quantized_input(const run::Tensor& x) {
-  const at::Tensor bins = at::from_blob(const_cast<uint8_t*>(x.bins.data()), x.dims, at::kByte).clone();
+  const at::Tensor bins =
+      at::from_blob(const_cast<uint8_t*>(x.bins.data()), x.dims, at::kByte).clone();
   return at::_make_per_tensor_quantized_tensor(bins, x.scale, x.zero_point);
 }
 
 at::Tensor quantized_weight(const model::QuantizedWeight& w) {
-  const at::Tensor ints = at::from_blob(const_cast<int8_t*>(w.data.data()), w.dims, at::kChar).clone();
-  if (!w.per_channel) return at::_make_per_tensor_quantized_tensor(ints, w.scales.at(0), w.zero_points.at(0));
+  const at::Tensor ints =
+      at::from_blob(const_cast<int8_t*>(w.data.data()), w.dims, at::kChar).clone();
+  if (!w.per_channel)
+    return at::_make_per_tensor_quantized_tensor(ints, w.scales.at(0), w.zero_points.at(0));
   const at::Tensor scales = at::tensor(at::ArrayRef<double>(w.scales), at::kDouble);
   const at::Tensor zero_points = at::tensor(at::ArrayRef<int64_t>(w.zero_points), at::kLong);
   return at::_make_per_channel_quantized_tensor(ints, scales, zero_points, 0);
@@ -45,7 +48,8 @@ class TorchQuantizedKernels final : public run::QuantizedKernels {
   explicit TorchQuantizedKernels(int threads) : threads_(threads) {}
   std::string_view name() const override { return "libtorch 1.13.1 quantized::conv2d / linear"; }
 
-  bool run(const model::Node& node, const run::Tensor& x, run::Tensor& out, std::string& why) override {
+  bool run(const model::Node& node, const run::Tensor& x, run::Tensor& out,
+           std::string& why) override {
     if (at::get_num_threads() != threads_) at::set_num_threads(threads_);
     const auto& p = std::get<model::QConvParams>(node.params);
     const bool linear = node.op == model::OpKind::kQLinear;
@@ -62,8 +66,8 @@ class TorchQuantizedKernels final : public run::QuantizedKernels {
         const auto& g = p.geometry;
         packed = call_op("quantized::conv2d_prepack", "",
                          {qw, bias_of(p.weight), std::vector<int64_t>{g.stride_h, g.stride_w},
-                          std::vector<int64_t>{g.pad_h, g.pad_w}, std::vector<int64_t>{g.dilation_h, g.dilation_w},
-                          g.groups});
+                          std::vector<int64_t>{g.pad_h, g.pad_w},
+                          std::vector<int64_t>{g.dilation_h, g.dilation_w}, g.groups});
         r = call_op(p.relu ? "quantized::conv2d_relu" : "quantized::conv2d", "new",
                     {quantized_input(x), packed, p.output.scale, p.output.zero_point})
                 .toTensor();
@@ -76,9 +80,10 @@ class TorchQuantizedKernels final : public run::QuantizedKernels {
       return false;
     }
     const at::Tensor bins = r.int_repr().contiguous();
-    out = run::quantized_tensor(r.sizes().vec(),
-                                std::vector<uint8_t>(bins.data_ptr<uint8_t>(), bins.data_ptr<uint8_t>() + bins.numel()),
-                                r.q_scale(), r.q_zero_point());
+    out = run::quantized_tensor(
+        r.sizes().vec(),
+        std::vector<uint8_t>(bins.data_ptr<uint8_t>(), bins.data_ptr<uint8_t>() + bins.numel()),
+        r.q_scale(), r.q_zero_point());
     const std::lock_guard<std::mutex> lock(mutex_);
     ++stats_.ran;
     return true;

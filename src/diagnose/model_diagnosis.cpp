@@ -4,8 +4,8 @@
 #include <bit>
 #include <cmath>
 #include <limits>
-#include <unordered_map>
 #include <type_traits>
+#include <unordered_map>
 #include <utility>
 
 #include "common/format.h"
@@ -17,9 +17,9 @@
 namespace qparity::diagnose {
 namespace {
 
-using qparity::detail::g9;
 using detail::Mismatches;
 using model::OpKind;
+using qparity::detail::g9;
 
 std::string count_text(int64_t n, const std::string& noun) {
   return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
@@ -86,10 +86,12 @@ std::string rule_text(const std::optional<QParamDerivation>& d, const std::strin
 }
 
 bool same_sign(const std::vector<float>& w, size_t begin, size_t end) {
-  const bool nonneg = std::all_of(w.begin() + static_cast<std::ptrdiff_t>(begin),
-                                  w.begin() + static_cast<std::ptrdiff_t>(end), [](float v) { return v >= 0.0f; });
-  const bool nonpos = std::all_of(w.begin() + static_cast<std::ptrdiff_t>(begin),
-                                  w.begin() + static_cast<std::ptrdiff_t>(end), [](float v) { return v <= 0.0f; });
+  const bool nonneg =
+      std::all_of(w.begin() + static_cast<std::ptrdiff_t>(begin),
+                  w.begin() + static_cast<std::ptrdiff_t>(end), [](float v) { return v >= 0.0f; });
+  const bool nonpos =
+      std::all_of(w.begin() + static_cast<std::ptrdiff_t>(begin),
+                  w.begin() + static_cast<std::ptrdiff_t>(end), [](float v) { return v <= 0.0f; });
   return nonneg || nonpos;
 }
 
@@ -121,8 +123,9 @@ BackendProfile what_if(BackendProfile p) {
 // right; what no swap puts right is the ops' own arithmetic.
 class LayerStudy {
  public:
-  LayerStudy(const ModelPaths& paths, const ModelDiagnosisOptions& options, const diff::LayerComparison& like,
-             const model::Layer& layer, const model::Layer* qat_layer, run::RunResult fed)
+  LayerStudy(const ModelPaths& paths, const ModelDiagnosisOptions& options,
+             const diff::LayerComparison& like, const model::Layer& layer,
+             const model::Layer* qat_layer, run::RunResult fed)
       : paths_(paths),
         options_(options),
         like_(like),
@@ -158,19 +161,22 @@ class LayerStudy {
   }
 
   Mismatches measure(std::vector<int32_t>* dq_out = nullptr) {
-    const run::RunOptions options{.profile = &profile_, .framework_threads = options_.framework_threads,
+    const run::RunOptions options{.profile = &profile_,
+                                  .framework_threads = options_.framework_threads,
                                   .quantized_kernels = options_.int8_kernels};
     run::Tensor out = run::rerun_nodes(graph_, fed_, layer_.nodes, options);
     if (requantize_to_) {
       for (auto& b : out.bins) {
-        b = static_cast<uint8_t>(quantize_value(dequantize_value(b, static_cast<float>(out.scale), out.zero_point),
-                                                {requantize_to_->scale, requantize_to_->zero_point, {0, 255}}));
+        b = static_cast<uint8_t>(
+            quantize_value(dequantize_value(b, static_cast<float>(out.scale), out.zero_point),
+                           {requantize_to_->scale, requantize_to_->zero_point, {0, 255}}));
       }
       out.scale = requantize_to_->scale;
       out.zero_point = requantize_to_->zero_point;
     }
     if (clamp_to_) {
-      for (auto& b : out.bins) b = static_cast<uint8_t>(std::clamp<int64_t>(b, clamp_to_->min, clamp_to_->max));
+      for (auto& b : out.bins)
+        b = static_cast<uint8_t>(std::clamp<int64_t>(b, clamp_to_->min, clamp_to_->max));
     }
     std::vector<int32_t> dq = diff::layer_dq(like_, fake_quant_, out);
     Mismatches m = detail::count_mismatches(dq, like_.dims);
@@ -183,11 +189,13 @@ class LayerStudy {
     const Mismatches before = current_;
     current_ = measure();
     std::vector<int64_t> gained(before.per_channel.size(), 0);
-    for (size_t c = 0; c < gained.size(); ++c) gained[c] = before.per_channel[c] - current_.per_channel[c];
+    for (size_t c = 0; c < gained.size(); ++c)
+      gained[c] = before.per_channel[c] - current_.per_channel[c];
     return gained;
   }
 
-  void add(CauseClass cause, const std::string& point, int64_t explains, std::vector<std::string> evidence) {
+  void add(CauseClass cause, const std::string& point, int64_t explains,
+           std::vector<std::string> evidence) {
     if (explains <= 0) return;
     findings_.push_back({cause, layer_.name, point, explains, std::move(evidence)});
   }
@@ -219,14 +227,16 @@ class LayerStudy {
                    int8_weight.zero_points[c] != grids[c].zero_point;
     }
     const bool any_grid = std::find(differs.begin(), differs.end(), true) != differs.end();
-    const model::QuantizedWeight qat_ints = model::quantize_weight(qat->value, per_channel, grids, int8_weight.bias);
+    const model::QuantizedWeight qat_ints =
+        model::quantize_weight(qat->value, per_channel, grids, int8_weight.bias);
     if (any_grid && convert_known) {
       params.weight = model::quantize_weight(convert->weight, per_channel, grids, int8_weight.bias);
       const std::vector<int64_t> gained = remeasure();
       report_grid(*qat, int8_weight, qat_ints, differs, gained, convert->weight);
     }
     // 2. The float weight itself (all of it when convert()'s is unknown).
-    const bool values_differ = !convert_known || differing(convert->weight.data, qat->value.data) > 0;
+    const bool values_differ =
+        !convert_known || differing(convert->weight.data, qat->value.data) > 0;
     if (!values_differ) return;
     params.weight = qat_ints;
     const std::vector<int64_t> gained = remeasure();
@@ -235,15 +245,19 @@ class LayerStudy {
       report_whole_weight(*qat, int8_weight, qat_ints, explains);
       return;
     }
-    const bool bn = std::any_of(paths_.qat.convert_sources.begin(), paths_.qat.convert_sources.end(),
-                                [&](const model::ConvertSource& s) { return s.module == layer_.name && s.bn; });
+    const bool bn =
+        std::any_of(paths_.qat.convert_sources.begin(), paths_.qat.convert_sources.end(),
+                    [&](const model::ConvertSource& s) { return s.module == layer_.name && s.bn; });
     const int64_t n = differing(convert->weight.data, qat->value.data);
     add(bn ? CauseClass::kBatchNormFolding : CauseClass::kWeightValues, "weight", explains,
         {count_text(n, "float weight") + " of " + std::to_string(qat->value.data.size()) +
-             (bn ? " differ between QAT's ConvBn forward (weight scaled by gamma / sqrt(running_var + eps) "
+             (bn ? " differ between QAT's ConvBn forward (weight scaled by gamma / "
+                   "sqrt(running_var + eps) "
                    "before its fake-quant) and convert()'s folded weight (eq. O8.1)"
-                 : " differ between the weight QAT fake-quantizes and the module weight convert() quantizes"),
-         count_text(differing(int8_weight.data, qat_ints.data), "integer weight") + " then differ"});
+                 : " differ between the weight QAT fake-quantizes and the module weight convert() "
+                   "quantizes"),
+         count_text(differing(int8_weight.data, qat_ints.data), "integer weight") +
+             " then differ"});
   }
 
   // How the int8 model's weight qparams were derived: recorded by convert() when qparity made
@@ -254,7 +268,8 @@ class LayerStudy {
     for (const model::Node& n : options_.converted->nodes) {
       if (n.layer != layer_.name || !is_weighted(n.op)) continue;
       const auto& p = std::get<model::QConvParams>(n.params);
-      if (p.weight.scales == w.scales && p.weight.zero_points == w.zero_points) return p.weight.origin;
+      if (p.weight.scales == w.scales && p.weight.zero_points == w.zero_points)
+        return p.weight.origin;
     }
     return w.origin;
   }
@@ -263,19 +278,23 @@ class LayerStudy {
     const QuantGrid& g = qat.used[c].grid;
     const model::QParamsOrigin& origin = int8_origin(w);
     const auto s8 = static_cast<float>(w.scales[c]);
-    std::string text = "QAT " + g9(g.scale) + " zp " + std::to_string(g.zero_point) + " (" +
-                       rule_text(qat.used[c].derivation, "its buffers") + "), int8 " + g9(s8) + " zp " +
-                       std::to_string(w.zero_points[c]) + " (" +
-                       rule_text(c < origin.derivations.size() ? std::optional(origin.derivations[c]) : std::nullopt,
-                                 "as the int8 model stores it") +
-                       ")";
-    if (g.scale != s8) text += ", " + std::to_string(std::abs(ulp_distance(g.scale, s8))) + " ulps apart";
+    std::string text =
+        "QAT " + g9(g.scale) + " zp " + std::to_string(g.zero_point) + " (" +
+        rule_text(qat.used[c].derivation, "its buffers") + "), int8 " + g9(s8) + " zp " +
+        std::to_string(w.zero_points[c]) + " (" +
+        rule_text(
+            c < origin.derivations.size() ? std::optional(origin.derivations[c]) : std::nullopt,
+            "as the int8 model stores it") +
+        ")";
+    if (g.scale != s8)
+      text += ", " + std::to_string(std::abs(ulp_distance(g.scale, s8))) + " ulps apart";
     return text;
   }
 
   void report_grid(const QatWeight& qat, const model::QuantizedWeight& int8_weight,
                    const model::QuantizedWeight& qat_ints, const std::vector<bool>& differs,
-                   const std::vector<int64_t>& gained, const model::ConstantTensor& convert_weight) {
+                   const std::vector<int64_t>& gained,
+                   const model::ConstantTensor& convert_weight) {
     const size_t channels = differs.size();
     const size_t inner = convert_weight.data.size() / channels;
     // Per-channel grids: a same-sign channel that QAT puts on an asymmetric grid is its own cause.
@@ -304,15 +323,20 @@ class LayerStudy {
     const int64_t ints = differing(int8_weight.data, qat_ints.data);
     if (const size_t c = first_of(true); c < channels) {
       add(CauseClass::kAsymmetricSameSignChannel, "weight", asym_gain,
-          {count_text(count_of(true), "weight channel") + " whose weights all have one sign get an asymmetric grid in "
-               "QAT only (the fused fake-quant's rule moves the zero point off 0, eq. 2.1 not taken); first: channel " +
-               std::to_string(c) + ": " + grid_pair(qat, int8_weight, c)});
+          {count_text(count_of(true), "weight channel") +
+           " whose weights all have one sign get an asymmetric grid in "
+           "QAT only (the fused fake-quant's rule moves the zero point off 0, eq. 2.1 not taken); "
+           "first: channel " +
+           std::to_string(c) + ": " + grid_pair(qat, int8_weight, c)});
     }
     if (const size_t c = first_of(false); c < channels) {
-      add(weight_moved_ ? CauseClass::kObserverMoved : CauseClass::kWeightGrid, "weight", total - asym_gain,
-          {(channels == 1 ? std::string("the per-tensor weight grid differs between the two paths: ")
-                          : "the weight grid differs in " + std::to_string(count_of(false)) + " of " +
-                                std::to_string(channels) + " channels; first: channel " + std::to_string(c) + ": ") +
+      add(weight_moved_ ? CauseClass::kObserverMoved : CauseClass::kWeightGrid, "weight",
+          total - asym_gain,
+          {(channels == 1
+                ? std::string("the per-tensor weight grid differs between the two paths: ")
+                : "the weight grid differs in " + std::to_string(count_of(false)) + " of " +
+                      std::to_string(channels) + " channels; first: channel " + std::to_string(c) +
+                      ": ") +
                grid_pair(qat, int8_weight, c),
            count_text(ints, "integer weight") + " of " + std::to_string(int8_weight.data.size()) +
                " differ (QAT's fake-quant bins against the int8 model's)"});
@@ -321,9 +345,10 @@ class LayerStudy {
 
   void report_whole_weight(const QatWeight& qat, const model::QuantizedWeight& int8_weight,
                            const model::QuantizedWeight& qat_ints, int64_t explains) {
-    std::vector<std::string> evidence{count_text(differing(int8_weight.data, qat_ints.data), "integer weight") +
-                                      " of " + std::to_string(int8_weight.data.size()) +
-                                      " differ (QAT's fake-quant bins against the int8 model's)"};
+    std::vector<std::string> evidence{
+        count_text(differing(int8_weight.data, qat_ints.data), "integer weight") + " of " +
+        std::to_string(int8_weight.data.size()) +
+        " differ (QAT's fake-quant bins against the int8 model's)"};
     for (size_t c = 0; c < qat.used.size(); ++c) {
       if (qat.used[c].grid.scale != static_cast<float>(int8_weight.scales[c]) ||
           qat.used[c].grid.zero_point != int8_weight.zero_points[c]) {
@@ -337,14 +362,17 @@ class LayerStudy {
 
   void swap_accumulation() {
     if (weighted_node() == nullptr) return;
-    const bool can_saturate = (profile_.onednn_isa && *profile_.onednn_isa != OnednnIsa::kVnni) || profile_.fbgemm_isa;
+    const bool can_saturate =
+        (profile_.onednn_isa && *profile_.onednn_isa != OnednnIsa::kVnni) || profile_.fbgemm_isa;
     if (!can_saturate) return;
     profile_.accumulation_override = AccumulationModel::kExactInt32;
     const int64_t explains = total_of(remeasure());
     add(CauseClass::kAccumulatorSaturation, "accumulator", explains,
         {"the " + profile_.name + " kernel on this CPU class (" + isa_text() +
-         ") sums u8*s8 products in pairs saturating to int16 (docs/numerics.md eq. 6.5-6.6c); with exact int32 "
-         "sums " + count_text(explains, "more element") + " agree"});
+         ") sums u8*s8 products in pairs saturating to int16 (docs/numerics.md eq. 6.5-6.6c); with "
+         "exact int32 "
+         "sums " +
+         count_text(explains, "more element") + " agree"});
   }
 
   std::string isa_text() const {
@@ -358,11 +386,14 @@ class LayerStudy {
     const QuantGrid& qat = like_.fake_quant_grid;
     model::Node& last = graph_.nodes[layer_.nodes.back()];
     model::OutputGrid* own = own_output_grid(last);
-    const std::string grids = "int8 scale " + g9(like_.int8_grid.scale) + " zp " + std::to_string(like_.int8_grid.zero_point) +
-                              ", QAT scale " + g9(qat.scale) + " zp " + std::to_string(qat.zero_point) +
-                              (qat.scale != like_.int8_grid.scale
-                                   ? " (" + std::to_string(std::abs(ulp_distance(qat.scale, like_.int8_grid.scale))) + " ulps apart)"
-                                   : "");
+    const std::string grids =
+        "int8 scale " + g9(like_.int8_grid.scale) + " zp " +
+        std::to_string(like_.int8_grid.zero_point) + ", QAT scale " + g9(qat.scale) + " zp " +
+        std::to_string(qat.zero_point) +
+        (qat.scale != like_.int8_grid.scale
+             ? " (" + std::to_string(std::abs(ulp_distance(qat.scale, like_.int8_grid.scale))) +
+                   " ulps apart)"
+             : "");
     if (own != nullptr) {
       own->scale = static_cast<double>(qat.scale);
       own->zero_point = qat.zero_point;
@@ -372,8 +403,10 @@ class LayerStudy {
     const int64_t explains = total_of(remeasure());
     if (output_observer_moved()) {
       add(CauseClass::kObserverMoved, "output", explains,
-          {"the output grids differ (" + grids + ") because QAT's output observer is still enabled and moved its "
-           "range during this forward, after convert() had taken the grid; QAT's: " + like_.fake_quant_provenance});
+          {"the output grids differ (" + grids +
+           ") because QAT's output observer is still enabled and moved its "
+           "range during this forward, after convert() had taken the grid; QAT's: " +
+           like_.fake_quant_provenance});
     } else if (own != nullptr) {
       add(CauseClass::kActivationGrid, "output", explains,
           {"the output grids differ: " + grids + "; QAT's: " + like_.fake_quant_provenance});
@@ -396,7 +429,8 @@ class LayerStudy {
 
   void swap_output_range() {
     const QRange r = like_.fake_quant_grid.range;
-    if (!like_.int8_quantized || !like_.fake_quant_grid_is_own || (r.min <= 0 && r.max >= 255)) return;
+    if (!like_.int8_quantized || !like_.fake_quant_grid_is_own || (r.min <= 0 && r.max >= 255))
+      return;
     clamp_to_ = r;
     const int64_t explains = total_of(remeasure());
     add(CauseClass::kReducedRangeClamp, "output", explains,
@@ -409,18 +443,22 @@ class LayerStudy {
     if (!like_.fake_quant_grid_is_own) {
       add(CauseClass::kUnquantizedOp, "op", current_.total,
           {"QAT does not fake-quantize this layer's output (" + like_.op +
-           " computed in float); the int8 op rounds it onto its grid (scale " + g9(like_.int8_grid.scale) + ")"});
+           " computed in float); the int8 op rounds it onto its grid (scale " +
+           g9(like_.int8_grid.scale) + ")"});
       return;
     }
-    std::string how = "QAT computes in float and rounds once at its output fake-quant; the int8 op (" + like_.op + ")";
+    std::string how =
+        "QAT computes in float and rounds once at its output fake-quant; the int8 op (" + like_.op +
+        ")";
     if (weighted_node() != nullptr) {
-      how += " sums exact int32 products and requantizes (" + std::string(to_string(profile_.requant)) + ")";
+      how += " sums exact int32 products and requantizes (" +
+             std::string(to_string(profile_.requant)) + ")";
     } else {
       how += " rounds with its own integer or float arithmetic";
     }
     add(CauseClass::kIntegerArithmetic, "op", current_.total,
-        {how + ": " + count_text(current_.total, "element") + " still differ with every grid swapped, max |dq| " +
-         std::to_string(current_.max_abs_dq)});
+        {how + ": " + count_text(current_.total, "element") +
+         " still differ with every grid swapped, max |dq| " + std::to_string(current_.max_abs_dq)});
   }
 
   const ModelPaths& paths_;
@@ -447,19 +485,23 @@ run::Tensor without_local_error(const ModelPaths& paths, const ModelDiagnosisOpt
   run::RunResult base = paths.int8_run;
   run::Tensor& out = base.values[static_cast<size_t>(like.int8_value)];
   for (size_t i = 0; i < out.bins.size(); ++i) {
-    out.bins[i] = static_cast<uint8_t>(std::clamp<int64_t>(int64_t{out.bins[i]} - local_dq[i], 0, 255));
+    out.bins[i] =
+        static_cast<uint8_t>(std::clamp<int64_t>(int64_t{out.bins[i]} - local_dq[i], 0, 255));
   }
   std::vector<size_t> rest;
   for (size_t i = layer.nodes.back() + 1; i < paths.int8.nodes.size(); ++i) rest.push_back(i);
   if (rest.empty()) return std::move(out);
-  const run::RunOptions run_options{.profile = options.profile, .framework_threads = options.framework_threads,
+  const run::RunOptions run_options{.profile = options.profile,
+                                    .framework_threads = options.framework_threads,
                                     .quantized_kernels = options.int8_kernels};
   return run::rerun_nodes(paths.int8, base, rest, run_options);
 }
 
 // The final output is the last node's (run_graph's order): a re-run of the nodes after a layer
 // ends with it.
-bool output_is_last_node(const model::Graph& g) { return !g.nodes.empty() && g.nodes.back().output == g.output; }
+bool output_is_last_node(const model::Graph& g) {
+  return !g.nodes.empty() && g.nodes.back().output == g.output;
+}
 
 struct LayerOutcome {
   LocalError local;
@@ -468,8 +510,9 @@ struct LayerOutcome {
 };
 
 LayerOutcome study_layer(const ModelPaths& paths, const ModelDiagnosisOptions& options,
-                         const diff::LayerComparison& like, const model::Layer& layer, const model::Layer* qat_layer,
-                         const detail::ValueMap& map, const diff::OutputAgreement& before) {
+                         const diff::LayerComparison& like, const model::Layer& layer,
+                         const model::Layer* qat_layer, const detail::ValueMap& map,
+                         const diff::OutputAgreement& before) {
   LayerOutcome o;
   std::string why;
   auto fed = detail::fed_inputs(paths, map, layer, why);
@@ -487,14 +530,16 @@ LayerOutcome study_layer(const ModelPaths& paths, const ModelDiagnosisOptions& o
   const std::vector<int32_t> full_dq =
       diff::layer_dq(like, paths.qat_run.values[static_cast<size_t>(like.fake_quant_value)],
                      paths.int8_run.values[static_cast<size_t>(like.int8_value)]);
-  for (size_t i = 0; i < full_dq.size(); ++i) o.local.inherited_count += full_dq[i] != 0 && local_dq[i] == 0;
+  for (size_t i = 0; i < full_dq.size(); ++i)
+    o.local.inherited_count += full_dq[i] != 0 && local_dq[i] == 0;
   if (local.total == 0) return o;
   o.findings = study.explain();
   // A float output (dequantize) has no bins to take the error out of; it creates none anyway.
   if (options.impact && output_is_last_node(paths.int8) && like.int8_quantized) {
     const run::Tensor after = without_local_error(paths, options, like, layer, local_dq);
-    o.impact = LayerImpact{layer.name, local.total, before,
-                           diff::output_agreement(paths.qat_run.values[static_cast<size_t>(paths.qat.output)], after)};
+    o.impact = LayerImpact{
+        layer.name, local.total, before,
+        diff::output_agreement(paths.qat_run.values[static_cast<size_t>(paths.qat.output)], after)};
   }
   return o;
 }
@@ -503,23 +548,34 @@ LayerOutcome study_layer(const ModelPaths& paths, const ModelDiagnosisOptions& o
 
 std::string_view to_string(CauseClass c) {
   switch (c) {
-    case CauseClass::kWeightGrid: return "weight_grid";
-    case CauseClass::kAsymmetricSameSignChannel: return "asymmetric_same_sign_channel";
-    case CauseClass::kBatchNormFolding: return "bn_folding";
-    case CauseClass::kWeightValues: return "weight_values";
-    case CauseClass::kAccumulatorSaturation: return "accumulator_saturation";
-    case CauseClass::kActivationGrid: return "activation_grid";
-    case CauseClass::kOutputGridNotObserved: return "output_grid_not_observed";
-    case CauseClass::kObserverMoved: return "observer_moved";
-    case CauseClass::kReducedRangeClamp: return "reduced_range_clamp";
-    case CauseClass::kUnquantizedOp: return "unquantized_op";
-    case CauseClass::kIntegerArithmetic: return "integer_arithmetic";
+    case CauseClass::kWeightGrid:
+      return "weight_grid";
+    case CauseClass::kAsymmetricSameSignChannel:
+      return "asymmetric_same_sign_channel";
+    case CauseClass::kBatchNormFolding:
+      return "bn_folding";
+    case CauseClass::kWeightValues:
+      return "weight_values";
+    case CauseClass::kAccumulatorSaturation:
+      return "accumulator_saturation";
+    case CauseClass::kActivationGrid:
+      return "activation_grid";
+    case CauseClass::kOutputGridNotObserved:
+      return "output_grid_not_observed";
+    case CauseClass::kObserverMoved:
+      return "observer_moved";
+    case CauseClass::kReducedRangeClamp:
+      return "reduced_range_clamp";
+    case CauseClass::kUnquantizedOp:
+      return "unquantized_op";
+    case CauseClass::kIntegerArithmetic:
+      return "integer_arithmetic";
   }
   return "?";
 }
 
-Divergence divergence_of(const diff::ModelComparison& comparison, const run::Tensor& fake_quant_output,
-                         const run::Tensor& int8_output) {
+Divergence divergence_of(const diff::ModelComparison& comparison,
+                         const run::Tensor& fake_quant_output, const run::Tensor& int8_output) {
   Divergence d;
   for (const auto& l : comparison.layers) {
     d.bins_differing += l.bin_mismatch_count;
@@ -537,14 +593,17 @@ double LayerImpact::sqnr_gain_db() const {
 std::vector<std::string> compare_diagnoses(const ModelDiagnosis& a, const ModelDiagnosis& b,
                                            const diff::ModelComparison& comparison) {
   std::vector<std::string> out;
-  for (size_t i = 0; i < a.local.size() && i < b.local.size() && i < comparison.layers.size(); ++i) {
+  for (size_t i = 0; i < a.local.size() && i < b.local.size() && i < comparison.layers.size();
+       ++i) {
     const LocalError& x = a.local[i];
     const LocalError& y = b.local[i];
     if (x.bin_mismatch_count != y.bin_mismatch_count || x.inherited_count != y.inherited_count ||
         x.max_abs_dq != y.max_abs_dq) {
-      out.push_back("layer " + comparison.layers[i].name + ": own mismatches " + std::to_string(x.bin_mismatch_count) +
-                    " against " + std::to_string(y.bin_mismatch_count) + ", inherited " +
-                    std::to_string(x.inherited_count) + " against " + std::to_string(y.inherited_count));
+      out.push_back("layer " + comparison.layers[i].name + ": own mismatches " +
+                    std::to_string(x.bin_mismatch_count) + " against " +
+                    std::to_string(y.bin_mismatch_count) + ", inherited " +
+                    std::to_string(x.inherited_count) + " against " +
+                    std::to_string(y.inherited_count));
     }
   }
   if (a.local.size() != b.local.size()) out.push_back("a different number of layers");
@@ -560,11 +619,13 @@ std::vector<std::string> compare_diagnoses(const ModelDiagnosis& a, const ModelD
   for (size_t i = 0; i < std::max(a.impact.size(), b.impact.size()); ++i) {
     const auto text = [](const std::vector<LayerImpact>& v, size_t k) {
       if (k >= v.size()) return std::string("none");
-      return v[k].layer + " SQNR " + g9(v[k].after.sqnr_db) + " max abs " + g9(v[k].after.max_abs_difference) +
-             " top-1 " + std::to_string(v[k].after.top1_agreeing);
+      return v[k].layer + " SQNR " + g9(v[k].after.sqnr_db) + " max abs " +
+             g9(v[k].after.max_abs_difference) + " top-1 " +
+             std::to_string(v[k].after.top1_agreeing);
     };
     if (text(a.impact, i) != text(b.impact, i)) {
-      out.push_back("impact " + std::to_string(i + 1) + ": " + text(a.impact, i) + " against " + text(b.impact, i));
+      out.push_back("impact " + std::to_string(i + 1) + ": " + text(a.impact, i) + " against " +
+                    text(b.impact, i));
     }
   }
   return out;
@@ -572,7 +633,8 @@ std::vector<std::string> compare_diagnoses(const ModelDiagnosis& a, const ModelD
 
 ModelDiagnosis diagnose_model(const ModelPaths& paths, const diff::ModelComparison& comparison,
                               const ModelDiagnosisOptions& options) {
-  if (options.profile == nullptr) throw std::invalid_argument("diagnose_model: a profile is required");
+  if (options.profile == nullptr)
+    throw std::invalid_argument("diagnose_model: a profile is required");
   const std::vector<model::Layer> int8_layers = model::layers_of(paths.int8);
   if (int8_layers.size() != comparison.layers.size()) {
     throw std::invalid_argument("diagnose_model: the comparison is not of these paths");
@@ -588,8 +650,9 @@ ModelDiagnosis diagnose_model(const ModelPaths& paths, const diff::ModelComparis
   detail::parallel_for(static_cast<int64_t>(int8_layers.size()), options.threads, [&](int64_t i) {
     const auto k = static_cast<size_t>(i);
     const auto it = qat_index.find(int8_layers[k].name);
-    outcomes[k] = study_layer(paths, options, comparison.layers[k], int8_layers[k],
-                              it == qat_index.end() ? nullptr : &qat_layers[it->second], map, before);
+    outcomes[k] =
+        study_layer(paths, options, comparison.layers[k], int8_layers[k],
+                    it == qat_index.end() ? nullptr : &qat_layers[it->second], map, before);
   });
   ModelDiagnosis d;
   for (auto& o : outcomes) {
@@ -603,7 +666,9 @@ ModelDiagnosis diagnose_model(const ModelPaths& paths, const diff::ModelComparis
   }
   d.fixes = detail::verified_fixes(paths, comparison, d.findings, options);
   std::stable_sort(d.impact.begin(), d.impact.end(),
-                   [](const LayerImpact& a, const LayerImpact& b) { return a.sqnr_gain_db() > b.sqnr_gain_db(); });
+                   [](const LayerImpact& a, const LayerImpact& b) {
+                     return a.sqnr_gain_db() > b.sqnr_gain_db();
+                   });
   return d;
 }
 

@@ -28,14 +28,15 @@ model::ValueId ValueMap::fake_quant_of(model::ValueId int8_value) const {
 
 run::Tensor as_int8(const run::Tensor& qat_value, const run::Tensor& like) {
   if (!like.quantized()) return run::float_tensor(like.dims, qat_value.values);
-  run::Tensor t = run::quantized_tensor(like.dims, std::vector<uint8_t>(qat_value.values.size()), like.scale,
-                                        like.zero_point);
-  quantize_span(qat_value.values, {static_cast<float>(like.scale), like.zero_point, {0, 255}}, t.bins);
+  run::Tensor t = run::quantized_tensor(like.dims, std::vector<uint8_t>(qat_value.values.size()),
+                                        like.scale, like.zero_point);
+  quantize_span(qat_value.values, {static_cast<float>(like.scale), like.zero_point, {0, 255}},
+                t.bins);
   return t;
 }
 
-std::optional<run::RunResult> fed_inputs(const ModelPaths& paths, const ValueMap& map, const model::Layer& layer,
-                                         std::string& why) {
+std::optional<run::RunResult> fed_inputs(const ModelPaths& paths, const ValueMap& map,
+                                         const model::Layer& layer, std::string& why) {
   std::unordered_set<model::ValueId> computed;
   run::RunResult fed;
   fed.values.resize(paths.int8.values.size());
@@ -43,7 +44,8 @@ std::optional<run::RunResult> fed_inputs(const ModelPaths& paths, const ValueMap
     const model::Node& node = paths.int8.nodes[i];
     for (const model::ValueId id : node.inputs) {
       const auto k = static_cast<size_t>(id);
-      if (computed.count(id) != 0 || paths.int8.values[k].constant || !fed.values[k].dims.empty()) continue;
+      if (computed.count(id) != 0 || paths.int8.values[k].constant || !fed.values[k].dims.empty())
+        continue;
       const model::ValueId fq = map.fake_quant_of(id);
       const run::Tensor& like = paths.int8_run.values[k];
       if (fq == model::kNoValue) {
@@ -81,7 +83,8 @@ Mismatches count_mismatches(const std::vector<int32_t>& dq, const model::Dims& d
     if (dq[i] == 0) continue;
     ++m.total;
     m.max_abs_dq = std::max<int64_t>(m.max_abs_dq, std::abs(dq[i]));
-    const auto c = static_cast<size_t>((static_cast<int64_t>(i) / inner) % std::max<int64_t>(channels, 1));
+    const auto c =
+        static_cast<size_t>((static_cast<int64_t>(i) / inner) % std::max<int64_t>(channels, 1));
     ++m.per_channel[c];
   }
   return m;
@@ -99,7 +102,8 @@ void parallel_for(int64_t jobs, int threads, const std::function<void(int64_t)>&
       }
     }
   };
-  const int extra = static_cast<int>(std::clamp<int64_t>(std::min<int64_t>(threads, jobs) - 1, 0, 255));
+  const int extra =
+      static_cast<int>(std::clamp<int64_t>(std::min<int64_t>(threads, jobs) - 1, 0, 255));
   std::vector<std::thread> pool;
   pool.reserve(static_cast<size_t>(extra));
   for (int t = 0; t < extra; ++t) pool.emplace_back(worker);

@@ -30,8 +30,8 @@ run::Tensor as_int8(const run::Tensor& qat_value, const run::Tensor& like);
 
 // The inputs an int8 layer reads from outside itself, fed from the fake-quant path: a RunResult
 // holding only those values. nullopt (and `why`) when one has no fake-quant counterpart.
-std::optional<run::RunResult> fed_inputs(const ModelPaths& paths, const ValueMap& map, const model::Layer& layer,
-                                         std::string& why);
+std::optional<run::RunResult> fed_inputs(const ModelPaths& paths, const ValueMap& map,
+                                         const model::Layer& layer, std::string& why);
 
 // A copy of the int8 graph that holds the nodes of `layer` only (the others are left empty): a
 // swap edits these, and nothing else may run.

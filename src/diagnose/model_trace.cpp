@@ -12,8 +12,8 @@
 namespace qparity::diagnose {
 namespace {
 
-using qparity::detail::g9;
 using model::OpKind;
+using qparity::detail::g9;
 
 const model::Layer* find_layer(const std::vector<model::Layer>& layers, const std::string& name) {
   for (const auto& l : layers) {
@@ -24,7 +24,8 @@ const model::Layer* find_layer(const std::vector<model::Layer>& layers, const st
 
 float value_at(const run::Tensor& t, int64_t i) {
   const auto k = static_cast<size_t>(i);
-  return t.quantized() ? dequantize_value(t.bins[k], static_cast<float>(t.scale), t.zero_point) : t.values[k];
+  return t.quantized() ? dequantize_value(t.bins[k], static_cast<float>(t.scale), t.zero_point)
+                       : t.values[k];
 }
 
 std::string value_text(const run::Tensor& t, int64_t i) {
@@ -39,8 +40,8 @@ struct ConvElement {
 
 ConvElement conv_element(const model::Dims& dims, int64_t index, bool linear) {
   if (linear) return {index / dims.back(), index % dims.back(), 0, 0};
-  return {index / (dims[1] * dims[2] * dims[3]), (index / (dims[2] * dims[3])) % dims[1], (index / dims[3]) % dims[2],
-          index % dims[3]};
+  return {index / (dims[1] * dims[2] * dims[3]), (index / (dims[2] * dims[3])) % dims[1],
+          (index / dims[3]) % dims[2], index % dims[3]};
 }
 
 const run::Tensor& value_of(const ModelPaths& p, model::ValueId id, run::Tensor& scratch) {
@@ -54,7 +55,8 @@ const run::Tensor& value_of(const ModelPaths& p, model::ValueId id, run::Tensor&
 
 class Tracer {
  public:
-  Tracer(const ModelPaths& paths, const diff::LayerComparison& like, int64_t index, const BackendProfile& profile)
+  Tracer(const ModelPaths& paths, const diff::LayerComparison& like, int64_t index,
+         const BackendProfile& profile)
       : paths_(paths), like_(like), index_(index), profile_(profile) {}
 
   ModelElementTrace run() {
@@ -125,8 +127,10 @@ class Tracer {
     const RequantChannel& ch = channels.at(channels.size() == 1 ? 0 : static_cast<size_t>(e.m));
     RequantTrace rq;
     requantize(acc.at(static_cast<size_t>(flat)), ch, &rq);
-    const float w_scale = args.weight_scales.at(args.weight_scales.size() == 1 ? 0 : static_cast<size_t>(e.m));
-    const int64_t w_zp = args.weight_zero_points.at(args.weight_zero_points.size() == 1 ? 0 : static_cast<size_t>(e.m));
+    const float w_scale =
+        args.weight_scales.at(args.weight_scales.size() == 1 ? 0 : static_cast<size_t>(e.m));
+    const int64_t w_zp = args.weight_zero_points.at(
+        args.weight_zero_points.size() == 1 ? 0 : static_cast<size_t>(e.m));
     const double step = static_cast<double>(args.input_scale) * static_cast<double>(w_scale);
 
     const model::Node* fconv = float_conv();
@@ -137,9 +141,13 @@ class Tracer {
     if (fconv != nullptr) {
       const run::Tensor& x = value_of(paths_, fconv->inputs.at(0), wx);
       const run::Tensor& w = value_of(paths_, fconv->inputs.at(1), ww);
-      const run::Tensor* b = fconv->inputs.size() > 2 ? &value_of(paths_, fconv->inputs[2], wb) : nullptr;
-      FloatConv2dArgs fa{.input = x.values, .input_shape = args.input_shape, .weight = w.values,
-                         .weight_shape = args.weight_shape, .bias = b ? std::span<const float>(b->values) : std::span<const float>(),
+      const run::Tensor* b =
+          fconv->inputs.size() > 2 ? &value_of(paths_, fconv->inputs[2], wb) : nullptr;
+      FloatConv2dArgs fa{.input = x.values,
+                         .input_shape = args.input_shape,
+                         .weight = w.values,
+                         .weight_shape = args.weight_shape,
+                         .bias = b ? std::span<const float>(b->values) : std::span<const float>(),
                          .geometry = args.geometry};
       if (x.values.size() == static_cast<size_t>(args.input_shape.numel()) &&
           w.values.size() == static_cast<size_t>(args.weight_shape.numel())) {
@@ -153,8 +161,8 @@ class Tracer {
       int64_t inputs_differ = 0;
       int64_t weights_differ = 0;
       for (const auto& tap : ft->taps) {
-        const float q_in = dequantize_value(args.input[static_cast<size_t>(tap.input_index)], args.input_scale,
-                                            args.input_zero_point);
+        const float q_in = dequantize_value(args.input[static_cast<size_t>(tap.input_index)],
+                                            args.input_scale, args.input_zero_point);
         inputs_differ += q_in != tap.input;
         const int64_t q_w = args.weight[static_cast<size_t>(tap.weight_index)];
         weights_differ += qat_grid ? quantize_value(tap.weight, *qat_grid) != q_w
@@ -162,19 +170,25 @@ class Tracer {
       }
       const auto taps = static_cast<int64_t>(ft->taps.size());
       row("input values at the taps", std::to_string(taps) + " taps",
-          inputs_differ == 0 ? "the same values" : std::to_string(inputs_differ) + " of them differ (inherited)",
+          inputs_differ == 0 ? "the same values"
+                             : std::to_string(inputs_differ) + " of them differ (inherited)",
           inputs_differ > 0);
       std::string grids;
       if (qat_grid) {
-        grids = " (QAT scale " + g9(qat_grid->scale) + " zp " + std::to_string(qat_grid->zero_point) + ", int8 " +
-                g9(w_scale) + " zp " + std::to_string(w_zp) + ")";
+        grids = " (QAT scale " + g9(qat_grid->scale) + " zp " +
+                std::to_string(qat_grid->zero_point) + ", int8 " + g9(w_scale) + " zp " +
+                std::to_string(w_zp) + ")";
       }
       row("weight integers at the taps", std::to_string(taps) + " taps",
-          (weights_differ == 0 ? std::string("the same integers") : std::to_string(weights_differ) + " of them differ") + grids,
-          weights_differ > 0 || (qat_grid && (qat_grid->scale != w_scale || qat_grid->zero_point != w_zp)));
+          (weights_differ == 0 ? std::string("the same integers")
+                               : std::to_string(weights_differ) + " of them differ") +
+              grids,
+          weights_differ > 0 ||
+              (qat_grid && (qat_grid->scale != w_scale || qat_grid->zero_point != w_zp)));
       const double sum_steps = static_cast<double>(ft->sum) / step;
       row("sum of products", g9(ft->sum) + " (" + g9(sum_steps) + " accumulator steps)",
-          std::to_string(rq.accumulator) + " steps of " + g9(step) + " = " + g9(rq.accumulator * step),
+          std::to_string(rq.accumulator) + " steps of " + g9(step) + " = " +
+              g9(rq.accumulator * step),
           std::llround(sum_steps) != rq.accumulator);
     } else {
       row("sum of products", "", std::to_string(rq.accumulator) + " steps of " + g9(step));
@@ -214,10 +228,12 @@ class Tracer {
     const auto fq = fake_quant_input();
     std::string scheme = std::string(to_string(ch.scheme));
     if (fq) {
-      row("value to round (QAT: x * f(1/s))", g9(fq->input) + " * " + g9(fq->inv_scale) + " = " + g9(fq->pre_rounding),
+      row("value to round (QAT: x * f(1/s))",
+          g9(fq->input) + " * " + g9(fq->inv_scale) + " = " + g9(fq->pre_rounding),
           g9(rq.pre_rounding) + " (" + scheme + ", multiplier " + g9(ch.multiplier) + ")");
-      row("rounded (RNE)", g9(fq->rounded), std::to_string(rq.rounded), static_cast<int64_t>(fq->rounded) != rq.rounded &&
-                                                                           ch.scheme != RequantScheme::kOnednnReciprocalFp32);
+      row("rounded (RNE)", g9(fq->rounded), std::to_string(rq.rounded),
+          static_cast<int64_t>(fq->rounded) != rq.rounded &&
+              ch.scheme != RequantScheme::kOnednnReciprocalFp32);
     } else {
       row("value to round", "", g9(rq.pre_rounding) + " (" + scheme + ")");
       row("rounded (RNE)", "", std::to_string(rq.rounded));
@@ -240,14 +256,16 @@ class Tracer {
       for (const size_t i : qat_layer_->nodes) {
         const auto& n = paths_.qat.nodes[i];
         const run::Tensor& v = paths_.qat_run.values[static_cast<size_t>(n.output)];
-        if (v.numel() == like_.numel) row("QAT " + std::string(model::to_string(n.op)), value_text(v, index_), "");
+        if (v.numel() == like_.numel)
+          row("QAT " + std::string(model::to_string(n.op)), value_text(v, index_), "");
       }
     }
     if (int8_layer_ != nullptr) {
       for (const size_t i : int8_layer_->nodes) {
         const auto& n = paths_.int8.nodes[i];
         const run::Tensor& v = paths_.int8_run.values[static_cast<size_t>(n.output)];
-        if (v.numel() == like_.numel) row("int8 " + std::string(model::to_string(n.op)), "", value_text(v, index_));
+        if (v.numel() == like_.numel)
+          row("int8 " + std::string(model::to_string(n.op)), "", value_text(v, index_));
       }
     }
   }
@@ -261,8 +279,8 @@ class Tracer {
     trace_.fake_quant_bin = quantize_value(fv, like_.fake_quant_grid);
     trace_.int8_bin = trace_.fake_quant_bin + dq[static_cast<size_t>(index_)];
     row("output bin (+ zero point, clamped)",
-        std::to_string(trace_.fake_quant_bin) + " (grid " + g9(like_.fake_quant_grid.scale) + ", zp " +
-            std::to_string(like_.fake_quant_grid.zero_point) + ")",
+        std::to_string(trace_.fake_quant_bin) + " (grid " + g9(like_.fake_quant_grid.scale) +
+            ", zp " + std::to_string(like_.fake_quant_grid.zero_point) + ")",
         std::to_string(trace_.int8_bin) + " (grid " + g9(like_.int8_grid.scale) + ", zp " +
             std::to_string(like_.int8_grid.zero_point) + ")",
         dq[static_cast<size_t>(index_)] != 0);
@@ -280,12 +298,13 @@ class Tracer {
 
 }  // namespace
 
-ModelElementTrace trace_model_element(const ModelPaths& paths, const diff::ModelComparison& comparison, size_t layer,
+ModelElementTrace trace_model_element(const ModelPaths& paths,
+                                      const diff::ModelComparison& comparison, size_t layer,
                                       int64_t index, const BackendProfile& profile) {
   const diff::LayerComparison& like = comparison.layers.at(layer);
   if (index < 0 || index >= like.numel) {
-    throw std::invalid_argument("element " + std::to_string(index) + " is outside layer '" + like.name + "' (" +
-                                std::to_string(like.numel) + " elements)");
+    throw std::invalid_argument("element " + std::to_string(index) + " is outside layer '" +
+                                like.name + "' (" + std::to_string(like.numel) + " elements)");
   }
   return Tracer(paths, like, index, profile).run();
 }

@@ -1,6 +1,8 @@
 // The model diagnosis on hand-built models (quant -> linear -> dequant, converted by qparity's
 // convert()): a model whose paths agree gets no finding, and each cause planted in the weights,
 // the accumulator or the output grid gets its own class.
+#include "qparity/diagnose/model_diagnosis.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,7 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "qparity/diagnose/model_diagnosis.h"
 #include "qparity/diagnose/model_trace.h"
 #include "qparity/diff/layer_compare.h"
 #include "qparity/model/convert.h"
@@ -22,8 +23,8 @@ constexpr int64_t kRows = 4;
 constexpr int64_t kIn = 32;
 constexpr int64_t kOut = 8;
 
-model::Node node(std::string layer, model::OpKind op, std::vector<model::ValueId> in, model::ValueId out,
-                 model::OpParams params = {}) {
+model::Node node(std::string layer, model::OpKind op, std::vector<model::ValueId> in,
+                 model::ValueId out, model::OpParams params = {}) {
   model::Node n;
   n.layer = std::move(layer);
   n.op = op;
@@ -49,8 +50,8 @@ model::FakeQuantPoint agreeing_point(std::string module, float lo, float hi, Qua
 }
 
 struct LinearModel {
-  std::vector<float> weight;          // [kOut, kIn]
-  model::FakeQuantPoint weight_point; // fc.weight_fake_quant
+  std::vector<float> weight;           // [kOut, kIn]
+  model::FakeQuantPoint weight_point;  // fc.weight_fake_quant
   float output_max = 4.0f;
 };
 
@@ -59,7 +60,8 @@ QuantSpec weight_spec(QScheme scheme) { return {QDType::kQInt8, scheme, -128, 12
 // Weights in [-1, 1], every one different.
 std::vector<float> varied_weights() {
   std::vector<float> w(kOut * kIn);
-  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(std::sin(0.71 * static_cast<double>(i) + 0.3));
+  for (size_t i = 0; i < w.size(); ++i)
+    w[i] = static_cast<float>(std::sin(0.71 * static_cast<double>(i) + 0.3));
   return w;
 }
 
@@ -100,7 +102,8 @@ LinearModel fused_weight_model() {
 
 run::Tensor ramp_input() {
   std::vector<float> v(kRows * kIn);
-  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(std::cos(0.37 * static_cast<double>(i)));
+  for (size_t i = 0; i < v.size(); ++i)
+    v[i] = static_cast<float>(std::cos(0.37 * static_cast<double>(i)));
   return run::float_tensor({kRows, kIn}, v);
 }
 
@@ -112,7 +115,8 @@ struct Runs {
   diagnose::ModelPaths paths() const { return {qat, fq_run, int8, q_run}; }
 };
 
-Runs run_paths(const model::Graph& qat, const BackendProfile& profile, const run::Tensor& input = ramp_input()) {
+Runs run_paths(const model::Graph& qat, const BackendProfile& profile,
+               const run::Tensor& input = ramp_input()) {
   Runs r{qat, model::convert_eager(qat, profile), {}, {}, {}};
   const run::RunOptions options{.profile = &profile};
   r.fq_run = run::run_graph(r.qat, input, options);
@@ -126,10 +130,12 @@ struct Diagnosed {
   diagnose::ModelDiagnosis diagnosis;
 };
 
-Diagnosed diagnose(const model::Graph& qat, const BackendProfile& profile, const run::Tensor& input = ramp_input()) {
+Diagnosed diagnose(const model::Graph& qat, const BackendProfile& profile,
+                   const run::Tensor& input = ramp_input()) {
   const Runs r = run_paths(qat, profile, input);
   const run::RunOptions options{.profile = &profile};
-  return {r.comparison, diagnose::diagnose_model(r.paths(), r.comparison, {.profile = &profile, .qat_options = &options})};
+  return {r.comparison, diagnose::diagnose_model(r.paths(), r.comparison,
+                                                 {.profile = &profile, .qat_options = &options})};
 }
 
 std::vector<diagnose::CauseClass> classes(const diagnose::ModelDiagnosis& d) {
@@ -154,7 +160,8 @@ int64_t total_mismatches(const diff::ModelComparison& c) {
 TEST(ModelDiagnosis, AgreeingPathsGetNoFinding) {
   LinearModel m;
   m.weight.resize(kOut * kIn);
-  for (size_t i = 0; i < m.weight.size(); ++i) m.weight[i] = static_cast<float>(static_cast<int>(i % 7) - 3) / 64.0f;
+  for (size_t i = 0; i < m.weight.size(); ++i)
+    m.weight[i] = static_cast<float>(static_cast<int>(i % 7) - 3) / 64.0f;
   m.weight_point = agreeing_point("fc.weight_fake_quant", -2.0f, 127.0f / 64.0f,
                                   weight_spec(QScheme::kPerTensorAffine));
   m.weight_point.scale = {1.0f / 64.0f};
@@ -163,7 +170,9 @@ TEST(ModelDiagnosis, AgreeingPathsGetNoFinding) {
   const BackendProfile profile = *make_backend_profile("qnnpack", {});
   // convert() must put the weight on the same grid for this test to mean anything.
   const model::Graph int8 = model::convert_eager(qat, profile);
-  ASSERT_FLOAT_EQ(static_cast<float>(std::get<model::QConvParams>(int8.nodes[1].params).weight.scales[0]), 1.0f / 64.0f);
+  ASSERT_FLOAT_EQ(
+      static_cast<float>(std::get<model::QConvParams>(int8.nodes[1].params).weight.scales[0]),
+      1.0f / 64.0f);
   const Diagnosed d = diagnose(qat, profile);
   ASSERT_EQ(total_mismatches(d.comparison), 0);
   EXPECT_TRUE(d.diagnosis.findings.empty());
@@ -188,7 +197,8 @@ TEST(ModelDiagnosis, FusedWeightRuleIsAWeightGridCause) {
   EXPECT_EQ(f.layer, "fc");
   EXPECT_EQ(f.point, "weight");
   ASSERT_FALSE(f.evidence.empty());
-  EXPECT_NE(f.evidence.front().find("aten-choose-qparams"), std::string::npos) << f.evidence.front();
+  EXPECT_NE(f.evidence.front().find("aten-choose-qparams"), std::string::npos)
+      << f.evidence.front();
   EXPECT_NE(f.evidence.front().find("python-observer"), std::string::npos) << f.evidence.front();
   // The findings explain every local mismatch, and no more.
   EXPECT_EQ(d.diagnosis.explained_elements, d.diagnosis.local_mismatches);
@@ -206,7 +216,8 @@ TEST(ModelDiagnosis, FusedWeightRuleIsAWeightGridCause) {
   EXPECT_TRUE(fix.verified);
   EXPECT_EQ(fix.before.bins_differing, total_mismatches(d.comparison));
   EXPECT_LT(fix.after.bins_differing, fix.before.bins_differing);
-  EXPECT_NE(fix.python.find("FakeQuantize.with_args(observer=MovingAverageMinMaxObserver"), std::string::npos)
+  EXPECT_NE(fix.python.find("FakeQuantize.with_args(observer=MovingAverageMinMaxObserver"),
+            std::string::npos)
       << fix.python;
 }
 
@@ -215,7 +226,8 @@ TEST(ModelDiagnosis, FusedWeightRuleIsAWeightGridCause) {
 TEST(ModelDiagnosis, SameSignChannelIsItsOwnCause) {
   LinearModel m;
   m.weight = varied_weights();
-  for (int64_t k = 0; k < kIn; ++k) m.weight[static_cast<size_t>(k)] = std::abs(m.weight[static_cast<size_t>(k)]) + 0.01f;
+  for (int64_t k = 0; k < kIn; ++k)
+    m.weight[static_cast<size_t>(k)] = std::abs(m.weight[static_cast<size_t>(k)]) + 0.01f;
   m.weight_point.module = "fc.weight_fake_quant";
   m.weight_point.spec = weight_spec(QScheme::kPerChannelSymmetric);
   m.weight_point.per_channel = true;
@@ -226,9 +238,11 @@ TEST(ModelDiagnosis, SameSignChannelIsItsOwnCause) {
     m.weight_point.scale.push_back(1.0f);
     m.weight_point.zero_point.push_back(0);
   }
-  const BackendProfile profile = *make_backend_profile("onednn", {.avx2 = true, .avx512_vnni = true});
+  const BackendProfile profile =
+      *make_backend_profile("onednn", {.avx2 = true, .avx512_vnni = true});
   const Diagnosed d = diagnose(linear_qat(m), profile);
-  ASSERT_TRUE(has(d.diagnosis, diagnose::CauseClass::kAsymmetricSameSignChannel)) << total_mismatches(d.comparison);
+  ASSERT_TRUE(has(d.diagnosis, diagnose::CauseClass::kAsymmetricSameSignChannel))
+      << total_mismatches(d.comparison);
   for (const auto& f : d.diagnosis.findings) {
     if (f.cause == diagnose::CauseClass::kAsymmetricSameSignChannel) {
       EXPECT_NE(f.evidence.front().find("channel 0"), std::string::npos) << f.evidence.front();
@@ -241,16 +255,21 @@ TEST(ModelDiagnosis, SameSignChannelIsItsOwnCause) {
 TEST(ModelDiagnosis, PairSaturationIsAnAccumulatorCause) {
   LinearModel m;
   m.weight.assign(kOut * kIn, 1.0f);
-  m.weight_point = agreeing_point("fc.weight_fake_quant", -1.0f, 1.0f, weight_spec(QScheme::kPerTensorSymmetric));
+  m.weight_point = agreeing_point("fc.weight_fake_quant", -1.0f, 1.0f,
+                                  weight_spec(QScheme::kPerTensorSymmetric));
   m.output_max = 64.0f;
   const BackendProfile profile = *make_backend_profile("onednn", {.avx2 = true});
-  const Diagnosed d = diagnose(linear_qat(m), profile, run::float_tensor({kRows, kIn}, std::vector<float>(kRows * kIn, 1.0f)));
+  const Diagnosed d =
+      diagnose(linear_qat(m), profile,
+               run::float_tensor({kRows, kIn}, std::vector<float>(kRows * kIn, 1.0f)));
   ASSERT_GT(total_mismatches(d.comparison), 0);
-  EXPECT_EQ(classes(d.diagnosis), std::vector<diagnose::CauseClass>{diagnose::CauseClass::kAccumulatorSaturation});
+  EXPECT_EQ(classes(d.diagnosis),
+            std::vector<diagnose::CauseClass>{diagnose::CauseClass::kAccumulatorSaturation});
   EXPECT_TRUE(d.diagnosis.fixes.empty());  // no QAT script change helps here
   // The same model on a VNNI CPU accumulates exactly: no mismatch, no finding.
   const BackendProfile vnni = *make_backend_profile("onednn", {.avx2 = true, .avx512_vnni = true});
-  const Diagnosed exact = diagnose(linear_qat(m), vnni, run::float_tensor({kRows, kIn}, std::vector<float>(kRows * kIn, 1.0f)));
+  const Diagnosed exact = diagnose(
+      linear_qat(m), vnni, run::float_tensor({kRows, kIn}, std::vector<float>(kRows * kIn, 1.0f)));
   EXPECT_EQ(total_mismatches(exact.comparison), 0);
   EXPECT_TRUE(exact.diagnosis.findings.empty());
 }
@@ -260,7 +279,8 @@ TEST(ModelDiagnosis, PairSaturationIsAnAccumulatorCause) {
 TEST(ModelDiagnosis, OutputScaleIsAnActivationGridCause) {
   LinearModel m;
   m.weight = varied_weights();
-  m.weight_point = agreeing_point("fc.weight_fake_quant", -1.0f, 1.0f, weight_spec(QScheme::kPerTensorSymmetric));
+  m.weight_point = agreeing_point("fc.weight_fake_quant", -1.0f, 1.0f,
+                                  weight_spec(QScheme::kPerTensorSymmetric));
   model::Graph qat = linear_qat(m);
   qat.fake_quants[2].scale[0] *= 1.01f;
   const BackendProfile profile = *make_backend_profile("qnnpack", {});
@@ -284,7 +304,8 @@ TEST(ModelElementTrace, FirstDifferenceIsTheWeightIntegers) {
   const auto& fc = r.comparison.layers[1];
   ASSERT_EQ(fc.name, "fc");
   ASSERT_TRUE(fc.first_mismatch.has_value());
-  const auto t = diagnose::trace_model_element(r.paths(), r.comparison, 1, fc.first_mismatch->index, profile);
+  const auto t =
+      diagnose::trace_model_element(r.paths(), r.comparison, 1, fc.first_mismatch->index, profile);
   ASSERT_TRUE(t.first_difference.has_value());
   EXPECT_EQ(t.rows[*t.first_difference].stage, "weight integers at the taps");
   EXPECT_EQ(t.rows[0].int8, "the same values");  // fc's input is the QAT path's: nothing inherited
@@ -295,12 +316,14 @@ TEST(ModelElementTrace, FirstDifferenceIsTheWeightIntegers) {
   int64_t agreeing = -1;
   const auto dq = diff::layer_dq(fc, r.fq_run.values[static_cast<size_t>(fc.fake_quant_value)],
                                  r.q_run.values[static_cast<size_t>(fc.int8_value)]);
-  for (size_t i = 0; i < dq.size() && agreeing < 0; ++i) agreeing = dq[i] == 0 ? static_cast<int64_t>(i) : -1;
+  for (size_t i = 0; i < dq.size() && agreeing < 0; ++i)
+    agreeing = dq[i] == 0 ? static_cast<int64_t>(i) : -1;
   ASSERT_GE(agreeing, 0);
   const auto same = diagnose::trace_model_element(r.paths(), r.comparison, 1, agreeing, profile);
   EXPECT_EQ(same.fake_quant_bin, same.int8_bin);
   EXPECT_FALSE(same.rows.back().differs);
-  EXPECT_THROW(diagnose::trace_model_element(r.paths(), r.comparison, 1, fc.numel, profile), std::invalid_argument);
+  EXPECT_THROW(diagnose::trace_model_element(r.paths(), r.comparison, 1, fc.numel, profile),
+               std::invalid_argument);
 }
 
 // An output observer left enabled moves the QAT grid during the forward, away from the grid
@@ -308,11 +331,13 @@ TEST(ModelElementTrace, FirstDifferenceIsTheWeightIntegers) {
 TEST(ModelDiagnosis, AnEnabledObserverIsAnObserverMovedCause) {
   LinearModel m;
   m.weight = varied_weights();
-  m.weight_point = agreeing_point("fc.weight_fake_quant", -1.0f, 1.0f, weight_spec(QScheme::kPerTensorSymmetric));
+  m.weight_point = agreeing_point("fc.weight_fake_quant", -1.0f, 1.0f,
+                                  weight_spec(QScheme::kPerTensorSymmetric));
   model::Graph qat = linear_qat(m);
   qat.fake_quants[2].kind = FakeQuantModuleKind::kFusedMovingAvgObsFakeQuantize;
   qat.fake_quants[2].observer_enabled = true;
-  qat.fake_quants[2].averaging_constant = 0.5f;  // the ramp's outputs pull the range far in one step
+  qat.fake_quants[2].averaging_constant =
+      0.5f;  // the ramp's outputs pull the range far in one step
   const BackendProfile profile = *make_backend_profile("qnnpack", {});
   const Diagnosed d = diagnose(qat, profile);
   ASSERT_GT(total_mismatches(d.comparison), 0);
@@ -320,14 +345,17 @@ TEST(ModelDiagnosis, AnEnabledObserverIsAnObserverMovedCause) {
   EXPECT_FALSE(has(d.diagnosis, diagnose::CauseClass::kActivationGrid));
   ASSERT_FALSE(d.diagnosis.fixes.empty());
   EXPECT_NE(d.diagnosis.fixes.back().python.find("disable_observer"), std::string::npos);
-  EXPECT_LT(d.diagnosis.fixes.back().after.bins_differing, d.diagnosis.fixes.back().before.bins_differing);
+  EXPECT_LT(d.diagnosis.fixes.back().after.bins_differing,
+            d.diagnosis.fixes.back().before.bins_differing);
 }
 
 TEST(ModelDiagnosis, ResultsDoNotDependOnThreads) {
   const BackendProfile profile = *make_backend_profile("qnnpack", {});
   const Runs r = run_paths(linear_qat(fused_weight_model()), profile);
-  const auto one = diagnose::diagnose_model(r.paths(), r.comparison, {.profile = &profile, .threads = 1});
-  const auto four = diagnose::diagnose_model(r.paths(), r.comparison, {.profile = &profile, .threads = 4});
+  const auto one =
+      diagnose::diagnose_model(r.paths(), r.comparison, {.profile = &profile, .threads = 1});
+  const auto four =
+      diagnose::diagnose_model(r.paths(), r.comparison, {.profile = &profile, .threads = 4});
   ASSERT_EQ(one.findings.size(), four.findings.size());
   for (size_t i = 0; i < one.findings.size(); ++i) {
     EXPECT_EQ(one.findings[i].explains_elements, four.findings[i].explains_elements);

@@ -27,7 +27,7 @@ struct ModelPaths {
 struct ModelDiagnosisOptions {
   const BackendProfile* profile = nullptr;  // the int8 path's (required)
   int framework_threads = 1;                // the PyTorch thread count the int8 run emulated
-  int threads = 1;  // qparity's own: layers are re-run in parallel; results never depend on it
+  int threads = 1;     // qparity's own: layers are re-run in parallel; results never depend on it
   bool impact = true;  // re-run the rest of the int8 path once per layer that creates error
   // qparity's convert() of the QAT graph, when it equals the int8 graph: it records the rules
   // behind the int8 qparams, which an int8 model read from a file does not (nullptr: none).
@@ -53,17 +53,17 @@ struct LocalError {
 
 // The classes of cause, each found by its own swap (or, for the last two, what remains).
 enum class CauseClass {
-  kWeightGrid,                // weight scale / zero point computed by different rules
-  kAsymmetricSameSignChannel, // a same-sign weight channel gets an asymmetric grid in QAT only
-  kBatchNormFolding,          // QAT's ConvBn forward weight vs convert()'s folded weight
-  kWeightValues,              // the QAT weight differs from the one convert() quantizes (no BN)
-  kAccumulatorSaturation,     // int16 pair sums in the int8 kernel (no VNNI, FBGEMM depthwise)
-  kActivationGrid,            // the layer's output grid differs (scale ulps / zero point)
-  kOutputGridNotObserved,     // the int8 op keeps its input's grid; QAT observes its output
-  kObserverMoved,             // the QAT grid moved during this forward (observer still enabled)
-  kReducedRangeClamp,         // QAT clamps to a reduced range the int8 op does not
-  kUnquantizedOp,             // QAT leaves the op's output unrounded; int8 rounds it
-  kIntegerArithmetic,         // int32 accumulation and requantization vs float math + rounding
+  kWeightGrid,                 // weight scale / zero point computed by different rules
+  kAsymmetricSameSignChannel,  // a same-sign weight channel gets an asymmetric grid in QAT only
+  kBatchNormFolding,           // QAT's ConvBn forward weight vs convert()'s folded weight
+  kWeightValues,               // the QAT weight differs from the one convert() quantizes (no BN)
+  kAccumulatorSaturation,      // int16 pair sums in the int8 kernel (no VNNI, FBGEMM depthwise)
+  kActivationGrid,             // the layer's output grid differs (scale ulps / zero point)
+  kOutputGridNotObserved,      // the int8 op keeps its input's grid; QAT observes its output
+  kObserverMoved,              // the QAT grid moved during this forward (observer still enabled)
+  kReducedRangeClamp,          // QAT clamps to a reduced range the int8 op does not
+  kUnquantizedOp,              // QAT leaves the op's output unrounded; int8 rounds it
+  kIntegerArithmetic,          // int32 accumulation and requantization vs float math + rounding
 };
 
 std::string_view to_string(CauseClass c);
@@ -95,16 +95,16 @@ struct Divergence {
   int64_t layers_differing = 0;
   diff::OutputAgreement output;
 };
-Divergence divergence_of(const diff::ModelComparison& comparison, const run::Tensor& fake_quant_output,
-                         const run::Tensor& int8_output);
+Divergence divergence_of(const diff::ModelComparison& comparison,
+                         const run::Tensor& fake_quant_output, const run::Tensor& int8_output);
 
 // A change a PyTorch user can make to the QAT script, applied to the model (as prepare_qat /
 // convert would with it) and both paths re-run on the same input. Only changes that reduce the
 // bins differing are reported (verified), with the figures before and after.
 struct ModelFix {
-  std::string change;  // one sentence
-  std::string python;  // the lines to write
-  std::string because; // the findings it answers
+  std::string change;   // one sentence
+  std::string python;   // the lines to write
+  std::string because;  // the findings it answers
   bool verified = false;
   Divergence before, after;
 };

@@ -32,7 +32,8 @@ struct ModelElementTrace {
 
 // Traces element `index` (row-major) of comparison layer `layer`. Throws std::invalid_argument
 // when the index is outside the layer's output.
-ModelElementTrace trace_model_element(const ModelPaths& paths, const diff::ModelComparison& comparison, size_t layer,
+ModelElementTrace trace_model_element(const ModelPaths& paths,
+                                      const diff::ModelComparison& comparison, size_t layer,
                                       int64_t index, const BackendProfile& profile);
 
 }  // namespace qparity::diagnose
